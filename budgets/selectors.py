@@ -1,0 +1,237 @@
+"""Reads of the budgets app: what a principal may see, and budget status figures."""
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from budgets.choices import STATUS_ORDER, BudgetStatus, ScopeType, ThresholdAction
+from budgets.models import Budget, BudgetPeriod, Reservation, UsageRecord
+from budgets.periods import period_bounds
+from budgets.principals import Principal
+from costswitch.errors import NotFound
+from costswitch.money import ZERO, quantize_money
+
+HUNDRED = Decimal(100)
+ONE_DAY = timedelta(days=1)
+_BLOCKING = {ThresholdAction.BLOCK}
+_RESTRICTING = {
+    ThresholdAction.RESTRICT_MODELS,
+    ThresholdAction.REQUIRE_APPROVAL,
+    ThresholdAction.STRICT_COST_LIMIT,
+    ThresholdAction.BLOCK_NON_ESSENTIAL,
+}
+
+
+def _attributed_to_visible(principal: Principal) -> Q:
+    """Ledger rows (usage, reservations) attributed to a team or user the principal can see."""
+    if principal.org_wide:
+        return Q()
+    allowed = Q(pk__in=[])
+    if principal.visible_team_ids:
+        allowed |= Q(team_id__in=principal.visible_team_ids)
+    if principal.visible_user_ids:
+        allowed |= Q(user_id__in=principal.visible_user_ids)
+    return allowed
+
+
+def budgets_for_principal(principal: Principal) -> QuerySet[Budget]:
+    queryset = Budget.objects.filter(organization=principal.organization).select_related(
+        "organization", "team", "user"
+    )
+    if principal.org_wide:
+        return queryset
+    scope = Q(pk__in=[])
+    if principal.visible_team_ids:
+        scope |= Q(scope_type=ScopeType.TEAM, team_id__in=principal.visible_team_ids)
+    if principal.visible_user_ids:
+        scope |= Q(scope_type=ScopeType.USER, user_id__in=principal.visible_user_ids)
+    return queryset.filter(scope)
+
+
+def budget_get(*, principal: Principal, budget_id: int) -> Budget:
+    budget = budgets_for_principal(principal).prefetch_related("thresholds").filter(pk=budget_id).first()
+    if budget is None:
+        raise NotFound(f"Budget {budget_id} not found.")
+    return budget
+
+
+def usage_for_principal(principal: Principal) -> QuerySet[UsageRecord]:
+    queryset = UsageRecord.objects.filter(organization=principal.organization)
+    if principal.api_key is not None:
+        return queryset.filter(api_key=principal.api_key)
+    return queryset.filter(_attributed_to_visible(principal))
+
+
+def reservations_for_principal(principal: Principal) -> QuerySet[Reservation]:
+    queryset = Reservation.objects.filter(organization=principal.organization)
+    if principal.api_key is not None:
+        return queryset.filter(api_key=principal.api_key)
+    return queryset.filter(_attributed_to_visible(principal))
+
+
+@dataclass
+class BudgetStatusReport:
+    """The seed's budget status contract, computed for one budget at one moment."""
+
+    budget: Budget
+    period_start: datetime | None
+    period_end: datetime | None
+    current_amount: Decimal
+    reserved: Decimal
+    limit: Decimal
+    percent_used: Decimal
+    percent_committed: Decimal
+    remaining: Decimal
+    days_remaining: int
+    burn_rate: Decimal
+    projected_total: Decimal
+    status: str
+    active_alerts: list[dict] = field(default_factory=list)
+    cost_restrictions: dict = field(default_factory=dict)
+    last_updated: datetime | None = None
+
+
+def _percent(part: Decimal, whole: Decimal) -> Decimal:
+    if whole <= 0:
+        return HUNDRED if part > 0 else ZERO
+    return (part * HUNDRED / whole).quantize(Decimal("0.01"))
+
+
+def _status_for(crossed_actions: set[str], percent_committed: Decimal) -> str:
+    if percent_committed >= HUNDRED or crossed_actions & _BLOCKING:
+        return BudgetStatus.EXHAUSTED
+    if crossed_actions & _RESTRICTING:
+        return BudgetStatus.CRITICAL
+    if crossed_actions:
+        return BudgetStatus.WARNING
+    return BudgetStatus.NORMAL
+
+
+def cost_restrictions(budgets_and_actions: list[tuple[Budget, set[str]]]) -> dict:
+    """What the crossed thresholds of these budgets impose on the next request, merged."""
+    actions = set().union(*(acts for _, acts in budgets_and_actions)) if budgets_and_actions else set()
+    restricted: list[str] = []
+    ceilings: list[Decimal] = []
+    for budget, acts in budgets_and_actions:
+        if ThresholdAction.RESTRICT_MODELS in acts:
+            restricted.extend(m for m in budget.restricted_models if m not in restricted)
+        if ThresholdAction.STRICT_COST_LIMIT in acts and budget.max_cost_per_request is not None:
+            ceilings.append(budget.max_cost_per_request)
+    return {
+        "model_downgrading": bool(actions & {ThresholdAction.PREFER_CHEAPER, ThresholdAction.RESTRICT_MODELS}),
+        "restricted_models": restricted,
+        "max_cost_per_request": min(ceilings) if ceilings else None,
+        "require_approval": ThresholdAction.REQUIRE_APPROVAL in actions,
+        "block_non_essential": ThresholdAction.BLOCK_NON_ESSENTIAL in actions,
+        "blocked": ThresholdAction.BLOCK in actions,
+    }
+
+
+def _current_period(budget: Budget, now: datetime) -> tuple[BudgetPeriod | None, tuple | None]:
+    bounds = period_bounds(
+        budget.period, now, budget.organization.tzinfo, budget_starts_at=budget.starts_at,
+        budget_ends_at=budget.ends_at,
+    )
+    if bounds is None:
+        return None, None
+    period = BudgetPeriod.objects.filter(budget=budget, starts_at=bounds[0]).first()
+    return period, bounds
+
+
+def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatusReport:
+    """Status of the period in force now. Burn rate is spend per elapsed day (at least one day, so
+    the first hours of a period do not extrapolate wildly); the projection continues it to the end."""
+    now = now or timezone.now()
+    period, bounds = _current_period(budget, now)
+    spent = period.spent if period else ZERO
+    reserved = period.reserved if period else ZERO
+    limit = period.limit if period else budget.limit
+    if bounds:
+        start, end = bounds
+        elapsed_days = Decimal(max((now - start).total_seconds(), ONE_DAY.total_seconds())) / 86400
+        remaining_seconds = max((end - now).total_seconds(), 0)
+        days_remaining = math.ceil(remaining_seconds / 86400)
+        burn_rate = quantize_money(spent / elapsed_days)
+        projected = quantize_money(spent + burn_rate * Decimal(remaining_seconds) / 86400)
+    else:
+        start = end = None
+        days_remaining, burn_rate, projected = 0, ZERO, spent
+    percent_committed = _percent(spent + reserved, limit)
+    thresholds = list(budget.thresholds.all())
+    crossed = [t for t in thresholds if percent_committed >= t.percent]
+    crossed_actions = {action for t in crossed for action in t.actions}
+    return BudgetStatusReport(
+        budget=budget,
+        period_start=start,
+        period_end=end,
+        current_amount=spent,
+        reserved=reserved,
+        limit=limit,
+        percent_used=_percent(spent, limit),
+        percent_committed=percent_committed,
+        remaining=limit - spent - reserved,
+        days_remaining=days_remaining,
+        burn_rate=burn_rate,
+        projected_total=projected,
+        status=_status_for(crossed_actions, percent_committed),
+        active_alerts=[{"threshold": t.percent, "actions": list(t.actions)} for t in crossed],
+        cost_restrictions=cost_restrictions([(budget, crossed_actions)]),
+        last_updated=now,
+    )
+
+
+def worst_status(statuses) -> str:
+    return max(statuses, key=STATUS_ORDER.index, default=BudgetStatus.NORMAL)
+
+
+@dataclass
+class ScopeStatusReport:
+    scope_type: str
+    scope_id: int
+    budgets: list[BudgetStatusReport]
+    aggregate_status: str
+    cost_restrictions: dict
+
+
+def scope_status(*, principal: Principal, scope_type: str, scope_id: int, now=None) -> ScopeStatusReport:
+    """The scope's own budgets, and the status and restrictions in force for spending as that scope,
+    which include its parents' budgets (a team is also bound by its organization's budget)."""
+    if scope_type not in ScopeType.values:
+        raise NotFound(f"Unknown scope type {scope_type!r}.", code="unknown_scope")
+    if not principal.can_see_scope(scope_type, scope_id):
+        raise NotFound(f"No {scope_type} with id {scope_id}.", code="unknown_scope")
+    org = principal.organization
+    own = Q(scope_type=scope_type, **{_SCOPE_FIELD[scope_type]: scope_id})
+    chain = own | Q(scope_type=ScopeType.ORGANIZATION)
+    if scope_type == ScopeType.USER:
+        team_ids = list(
+            org.teams.filter(memberships__user_id=scope_id).values_list("pk", flat=True)
+        )
+        if not org.users.filter(pk=scope_id).exists():
+            raise NotFound(f"No user with id {scope_id}.", code="unknown_scope")
+        chain |= Q(scope_type=ScopeType.TEAM, team_id__in=team_ids)
+    elif scope_type == ScopeType.TEAM and not org.teams.filter(pk=scope_id).exists():
+        raise NotFound(f"No team with id {scope_id}.", code="unknown_scope")
+    budgets = (
+        Budget.objects.filter(chain, organization=org, is_active=True)
+        .select_related("organization", "team", "user")
+        .prefetch_related("thresholds")
+    )
+    reports = [budget_status(budget=budget, now=now) for budget in budgets]
+    crossed = [
+        (report.budget, {a for alert in report.active_alerts for a in alert["actions"]}) for report in reports
+    ]
+    return ScopeStatusReport(
+        scope_type=scope_type,
+        scope_id=scope_id,
+        budgets=[r for r in reports if r.budget.scope_type == scope_type],
+        aggregate_status=worst_status(r.status for r in reports),
+        cost_restrictions=cost_restrictions(crossed),
+    )
+
+
+_SCOPE_FIELD = {ScopeType.ORGANIZATION: "organization_id", ScopeType.TEAM: "team_id", ScopeType.USER: "user_id"}

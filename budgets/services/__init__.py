@@ -1,0 +1,1 @@
+"""Write operations of the budgets app. Import the use case you need from its module."""

@@ -1,0 +1,401 @@
+"""The spend ledger: two-phase spend (authorize -> settle | release | expire) and direct usage.
+
+Invariants every function here keeps, in one transaction each:
+- a reservation is taken on every active budget period of the caller's chain (user, team,
+  organization), all or nothing, only if `spent + reserved + amount <= limit` holds for each;
+- `BudgetPeriod.spent` equals the sum of its `UsageCharge` rows and `reserved` the sum of the holds
+  of its pending reservations;
+- every write is idempotent by request id: a retry returns the first result and charges nothing.
+
+Lock order is always: reservation row, then budget periods by ascending id. Two writers therefore
+never wait on each other in a cycle, so there are no deadlocks across processes.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from budgets.choices import ReservationState, ScopeType, UsageSource
+from budgets.models import (
+    Budget,
+    BudgetPeriod,
+    Organization,
+    Reservation,
+    ReservationHold,
+    Team,
+    UsageCharge,
+    UsageRecord,
+    User,
+)
+from budgets.principals import Principal, attribution_for
+from budgets.services.periods import period_get_or_open
+from costswitch.errors import BudgetExceeded, Conflict, NotFound, ValidationFailed
+from costswitch.money import ZERO
+
+# A report dated further ahead than this is a clock error, not a future charge.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    """What a request really cost and what it is about (the ledger row, before it is written)."""
+
+    request_id: str
+    cost: Decimal
+    model: str = ""
+    provider: str = ""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    task_type: str = ""
+    project: str = ""
+    agent: str = ""
+    conversation_id: str = ""
+    tags: list = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+    occurred_at: datetime | None = None
+    team_id: int | None = None
+    user_id: int | None = None
+
+    def matches(self, record: UsageRecord) -> bool:
+        """Whether a retry carries the same charge as the record already written."""
+        return (
+            record.cost == self.cost
+            and record.input_tokens == self.input_tokens
+            and record.output_tokens == self.output_tokens
+            and (not self.model or record.model == self.model)
+        )
+
+
+@dataclass
+class AuthorizeResult:
+    reservation: Reservation
+    replayed: bool
+
+
+@dataclass
+class UsageResult:
+    records: list[UsageRecord]
+    created: int
+    replayed: int
+
+
+def chain_budgets(*, organization: Organization, team: Team | None, user: User | None) -> QuerySet[Budget]:
+    """Active budgets that a charge by (team, user) counts against: the user's, the team's, the org's."""
+    scope = Q(scope_type=ScopeType.ORGANIZATION)
+    if team is not None:
+        scope |= Q(scope_type=ScopeType.TEAM, team=team)
+    if user is not None:
+        scope |= Q(scope_type=ScopeType.USER, user=user)
+    return Budget.objects.filter(scope, organization=organization, is_active=True).select_related("organization")
+
+
+def _lock_periods(period_ids) -> dict[int, BudgetPeriod]:
+    locked = BudgetPeriod.objects.select_for_update().filter(pk__in=set(period_ids)).order_by("pk")
+    return {period.pk: period for period in locked}
+
+
+def _open_periods(budgets, moment: datetime) -> list[BudgetPeriod]:
+    periods = (period_get_or_open(budget=budget, moment=moment) for budget in budgets)
+    return [period for period in periods if period is not None]
+
+
+def reservation_authorize(
+    *,
+    principal: Principal,
+    request_id: str,
+    amount: Decimal,
+    model: str = "",
+    ttl_seconds: int | None = None,
+    metadata: dict | None = None,
+    team_id: int | None = None,
+    user_id: int | None = None,
+) -> AuthorizeResult:
+    """Hold `amount` (the request's maximum cost) on every budget of the caller's chain, or refuse
+    with BudgetExceeded naming the first budget that has no room. A retry returns the same hold."""
+    if amount < 0:
+        raise ValidationFailed("amount must not be negative.", code="negative_amount")
+    organization = principal.organization
+    existing = Reservation.objects.filter(organization=organization, request_id=request_id).first()
+    if existing is not None:
+        return AuthorizeResult(_replayed_reservation(existing, amount), replayed=True)
+    if UsageRecord.objects.filter(organization=organization, request_id=request_id).exists():
+        raise Conflict(f"Request {request_id!r} is already charged.", code="request_already_charged")
+    team, user = attribution_for(principal, team_id=team_id, user_id=user_id)
+    ttl = ttl_seconds or settings.COSTSWITCH_RESERVATION_TTL_SECONDS
+    try:
+        with transaction.atomic():
+            reservation = _authorize(principal, organization, team, user, request_id, amount, model, ttl, metadata)
+    except IntegrityError:
+        # A concurrent retry with the same request id won the insert; answer as its replay.
+        existing = Reservation.objects.filter(organization=organization, request_id=request_id).first()
+        if existing is None:
+            raise
+        return AuthorizeResult(_replayed_reservation(existing, amount), replayed=True)
+    return AuthorizeResult(reservation, replayed=False)
+
+
+def _replayed_reservation(existing: Reservation, amount: Decimal) -> Reservation:
+    if existing.amount != amount:
+        raise Conflict(
+            f"Request {existing.request_id!r} was already authorized for {existing.amount}, not {amount}.",
+            code="idempotency_conflict",
+        )
+    return existing
+
+
+def _authorize(principal, organization, team, user, request_id, amount, model, ttl, metadata) -> Reservation:
+    now = timezone.now()
+    periods = _open_periods(chain_budgets(organization=organization, team=team, user=user), now)
+    locked = _lock_periods(period.pk for period in periods)
+    for period in locked.values():
+        if period.spent + period.reserved + amount > period.limit:
+            available = max(period.limit - period.spent - period.reserved, ZERO)
+            budget = next(p.budget for p in periods if p.pk == period.pk)
+            raise BudgetExceeded(
+                f"Budget {budget.name!r} has {available} left in this period; the request needs {amount}.",
+                details={"budget_id": budget.pk, "available": available, "requested": amount},
+            )
+    reservation = Reservation.objects.create(
+        organization=organization,
+        team=team,
+        user=user,
+        api_key=principal.api_key,
+        request_id=request_id,
+        amount=amount,
+        model=model,
+        metadata=metadata or {},
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl),
+    )
+    ReservationHold.objects.bulk_create(
+        ReservationHold(reservation=reservation, period_id=pk, amount=amount) for pk in locked
+    )
+    BudgetPeriod.objects.filter(pk__in=list(locked)).update(reserved=F("reserved") + amount)
+    return reservation
+
+
+def reservation_get(*, principal: Principal, reservation_id: int) -> Reservation:
+    reservation = Reservation.objects.filter(pk=reservation_id, organization=principal.organization).first()
+    if reservation is None or not _may_touch(principal, reservation):
+        raise NotFound(f"Reservation {reservation_id} not found.")
+    return reservation
+
+
+def _may_touch(principal: Principal, reservation: Reservation) -> bool:
+    """The caller who holds a reservation, or anyone managing its team or user, may settle it."""
+    if principal.org_wide:
+        return True
+    if principal.api_key is not None:
+        return reservation.api_key_id == principal.api_key.pk
+    if reservation.user_id == principal.user.pk and reservation.api_key_id is None:
+        return True
+    return reservation.team_id in principal.lead_team_ids
+
+
+def reservation_settle(*, principal: Principal, reservation_id: int, report: UsageReport) -> UsageRecord:
+    """Write the real cost to the ledger and release the rest of the hold. Settling an expired or
+    released reservation still records the spend (the call happened); settling twice charges once."""
+    reservation = reservation_get(principal=principal, reservation_id=reservation_id)
+    with transaction.atomic():
+        reservation = Reservation.objects.select_for_update().get(pk=reservation.pk)
+        if reservation.state == ReservationState.SETTLED:
+            usage = reservation.usage
+            if not report.matches(usage):
+                raise Conflict(
+                    f"Reservation {reservation.pk} was already settled at {usage.cost}.",
+                    code="idempotency_conflict",
+                )
+            return usage
+        holds = list(reservation.holds.all())
+        locked = _lock_periods(hold.period_id for hold in holds)
+        now = timezone.now()
+        fields = _usage_fields(report, reservation.organization, reservation.team, reservation.user, now)
+        fields["model"] = report.model or reservation.model
+        usage = UsageRecord.objects.create(
+            **fields, api_key=reservation.api_key, reservation=reservation, source=UsageSource.RESERVATION
+        )
+        UsageCharge.objects.bulk_create(
+            UsageCharge(usage=usage, period_id=pk, amount=report.cost) for pk in locked
+        )
+        was_pending = reservation.state == ReservationState.PENDING
+        for hold in holds:
+            released = hold.amount if was_pending else ZERO
+            BudgetPeriod.objects.filter(pk=hold.period_id).update(
+                spent=F("spent") + report.cost, reserved=F("reserved") - released
+            )
+        reservation.state = ReservationState.SETTLED
+        reservation.finished_at = now
+        reservation.save(update_fields=["state", "finished_at"])
+    return usage
+
+
+def reservation_release(*, principal: Principal, reservation_id: int) -> Reservation:
+    """Drop a hold the caller no longer needs (the call was not made). Idempotent."""
+    reservation = reservation_get(principal=principal, reservation_id=reservation_id)
+    with transaction.atomic():
+        reservation = Reservation.objects.select_for_update().get(pk=reservation.pk)
+        if reservation.state == ReservationState.SETTLED:
+            raise Conflict(f"Reservation {reservation.pk} is already settled.", code="already_settled")
+        if reservation.state == ReservationState.PENDING:
+            _drop_holds(reservation, ReservationState.RELEASED)
+    return reservation
+
+
+def _drop_holds(reservation: Reservation, final_state: str) -> None:
+    holds = list(reservation.holds.all())
+    _lock_periods(hold.period_id for hold in holds)
+    for hold in holds:
+        BudgetPeriod.objects.filter(pk=hold.period_id).update(reserved=F("reserved") - hold.amount)
+    reservation.state = final_state
+    reservation.finished_at = timezone.now()
+    reservation.save(update_fields=["state", "finished_at"])
+
+
+def reservations_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
+    """Release pending reservations past their TTL. Safe to run concurrently: each row is taken
+    with SKIP LOCKED, so two sweepers never release the same hold twice."""
+    now = now or timezone.now()
+    expired = 0
+    due = Reservation.objects.filter(state=ReservationState.PENDING, expires_at__lte=now).order_by("pk")
+    for pk in list(due.values_list("pk", flat=True)[:batch_size]):
+        with transaction.atomic():
+            reservation = (
+                Reservation.objects.select_for_update(skip_locked=True)
+                .filter(pk=pk, state=ReservationState.PENDING)
+                .first()
+            )
+            if reservation is None:
+                continue
+            _drop_holds(reservation, ReservationState.EXPIRED)
+            expired += 1
+    return expired
+
+
+def _usage_fields(report: UsageReport, organization, team, user, now: datetime) -> dict:
+    return {
+        "organization": organization,
+        "team": team,
+        "user": user,
+        "request_id": report.request_id,
+        "model": report.model,
+        "provider": report.provider,
+        "input_tokens": report.input_tokens,
+        "output_tokens": report.output_tokens,
+        "cached_input_tokens": report.cached_input_tokens,
+        "cost": report.cost,
+        "currency": settings.COSTSWITCH_CURRENCY,
+        "task_type": report.task_type,
+        "project": report.project,
+        "agent": report.agent,
+        "conversation_id": report.conversation_id,
+        "tags": report.tags,
+        "metadata": report.metadata,
+        "occurred_at": report.occurred_at or now,
+    }
+
+
+def usage_record_many(
+    *, principal: Principal, reports: list[UsageReport], source: str = UsageSource.DIRECT
+) -> UsageResult:
+    """Record spend reported without a reservation (batch ingestion, webhooks): always written,
+    even when it takes a budget over its limit (that shows as overspend). All or nothing; a
+    request id seen before is answered with its first record and charged once."""
+    now = timezone.now()
+    for index, report in enumerate(reports):
+        if report.cost < 0:
+            raise ValidationFailed(f"items[{index}].cost must not be negative.", code="negative_amount")
+        if report.occurred_at and report.occurred_at > now + MAX_CLOCK_SKEW:
+            raise ValidationFailed(f"items[{index}].occurredAt is in the future.", code="future_timestamp")
+    try:
+        with transaction.atomic():
+            return _record_many(principal, reports, source, now)
+    except IntegrityError:
+        # Another writer recorded one of these request ids meanwhile: one more pass replays it.
+        with transaction.atomic():
+            return _record_many(principal, reports, source, now)
+
+
+def _record_many(principal: Principal, reports: list[UsageReport], source: str, now: datetime) -> UsageResult:
+    organization = principal.organization
+    existing = {
+        record.request_id: record
+        for record in UsageRecord.objects.filter(
+            organization=organization, request_id__in={report.request_id for report in reports}
+        )
+    }
+    results: list[UsageRecord | None] = []
+    fresh: list[tuple[int, UsageReport, UsageRecord]] = []
+    first_in_batch: dict[str, UsageReport] = {}
+    for report in reports:
+        known = existing.get(report.request_id)
+        earlier = first_in_batch.get(report.request_id)
+        if known is not None and not report.matches(known):
+            raise Conflict(
+                f"Request {report.request_id!r} was already reported with cost {known.cost}.",
+                code="idempotency_conflict",
+            )
+        if earlier is not None and earlier != report:
+            raise Conflict(
+                f"Request {report.request_id!r} appears twice in this batch with different contents.",
+                code="idempotency_conflict",
+            )
+        if known is not None or earlier is not None:
+            results.append(known)
+            continue
+        first_in_batch[report.request_id] = report
+        team, user = attribution_for(principal, team_id=report.team_id, user_id=report.user_id)
+        record = UsageRecord(
+            **_usage_fields(report, organization, team, user, now),
+            api_key=principal.api_key,
+            source=source,
+        )
+        fresh.append((len(results), report, record))
+        results.append(record)
+
+    charges = _charges_for([record for _, _, record in fresh], organization)
+    _lock_periods(charges.keys())
+    UsageRecord.objects.bulk_create([record for _, _, record in fresh])
+    UsageCharge.objects.bulk_create(
+        UsageCharge(usage=record, period_id=period_id, amount=record.cost)
+        for period_id, records in charges.items()
+        for record in records
+    )
+    for period_id, records in charges.items():
+        BudgetPeriod.objects.filter(pk=period_id).update(spent=F("spent") + sum(r.cost for r in records))
+    # Duplicates inside the batch point at the record their first occurrence created.
+    by_request = {record.request_id: record for _, _, record in fresh}
+    final = [record or by_request[report.request_id] for record, report in zip(results, reports, strict=True)]
+    return UsageResult(records=final, created=len(fresh), replayed=len(reports) - len(fresh))
+
+
+def _charges_for(records: list[UsageRecord], organization: Organization) -> dict[int, list[UsageRecord]]:
+    """Which budget periods each record is charged to: every budget of its chain in force then."""
+    charges: dict[int, list[UsageRecord]] = defaultdict(list)
+    chains: dict[tuple, list[Budget]] = {}
+    periods: dict[tuple, BudgetPeriod | None] = {}
+    for record in records:
+        chain_key = (record.team_id, record.user_id)
+        if chain_key not in chains:
+            chains[chain_key] = list(chain_budgets(organization=organization, team=record.team, user=record.user))
+        for budget in chains[chain_key]:
+            period = _cached_period(periods, budget, record.occurred_at)
+            if period is not None:
+                charges[period.pk].append(record)
+    return charges
+
+
+def _cached_period(cache: dict, budget: Budget, moment: datetime) -> BudgetPeriod | None:
+    for (budget_id, starts_at, ends_at), period in cache.items():
+        if budget_id == budget.pk and starts_at <= moment < ends_at:
+            return period
+    period = period_get_or_open(budget=budget, moment=moment)
+    if period is not None:
+        cache[(budget.pk, period.starts_at, period.ends_at)] = period
+    return period

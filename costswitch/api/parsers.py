@@ -1,0 +1,26 @@
+from decimal import Decimal
+
+import simplejson
+from django.conf import settings
+from djangorestframework_camel_case.parser import CamelCaseJSONParser
+from djangorestframework_camel_case.settings import api_settings
+from djangorestframework_camel_case.util import underscoreize
+from rest_framework.exceptions import ParseError
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a valid JSON number")
+
+
+class CamelCaseDecimalJSONParser(CamelCaseJSONParser):
+    """camelCase JSON in; numbers with a fraction become Decimal, never float, so money stays exact."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
+        try:
+            data = simplejson.loads(
+                stream.read().decode(encoding), parse_float=Decimal, parse_constant=_reject_constant
+            )
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError(f"Malformed JSON: {exc}") from exc
+        return underscoreize(data, **api_settings.JSON_UNDERSCOREIZE)

@@ -1,0 +1,55 @@
+"""`Authorization: Bearer <key>` authentication for API keys (service accounts and personal keys)."""
+
+from django.apps import apps
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from costswitch.keys import KEY_PREFIX, hash_api_key
+
+
+class ServiceAccount:
+    """The request user for a team-bound key: authenticated, but not a person."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_superuser = False
+    is_staff = False
+    pk = None
+
+    def __init__(self, api_key):
+        self.api_key = api_key
+
+    def __str__(self) -> str:
+        return f"api-key:{self.api_key.prefix}"
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        scheme, _, key = header.partition(" ")
+        if scheme != self.keyword:
+            return None
+        key = key.strip()
+        if not key.startswith(KEY_PREFIX):
+            raise exceptions.AuthenticationFailed("Malformed API key.")
+        ApiKey = apps.get_model("budgets", "ApiKey")
+        try:
+            api_key = ApiKey.objects.select_related("organization", "team", "user").get(
+                key_hash=hash_api_key(key)
+            )
+        except ApiKey.DoesNotExist:
+            raise exceptions.AuthenticationFailed("Unknown API key.") from None
+        if api_key.revoked_at is not None or (api_key.expires_at and api_key.expires_at <= timezone.now()):
+            raise exceptions.AuthenticationFailed("This API key is revoked or expired.")
+        if api_key.user is not None and not api_key.user.is_active:
+            raise exceptions.AuthenticationFailed("The user of this API key is inactive.")
+        user = api_key.user or ServiceAccount(api_key)
+        return user, api_key
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword

@@ -1,0 +1,6 @@
+"""Test settings: the real settings, with Celery eager and a fast password hasher."""
+
+from costswitch.settings import *  # noqa: F403
+
+CELERY_TASK_ALWAYS_EAGER = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

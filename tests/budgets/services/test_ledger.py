@@ -1,0 +1,142 @@
+from decimal import Decimal
+
+import pytest
+from django.db.models import Sum
+
+from budgets.choices import ReservationState
+from budgets.models import BudgetPeriod, UsageCharge, UsageRecord
+from budgets.principals import principal_for_api_key, principal_for_user
+from budgets.services.ledger import (
+    UsageReport,
+    reservation_authorize,
+    reservation_release,
+    reservation_settle,
+    reservations_expire,
+    usage_record_many,
+)
+from costswitch.errors import BudgetExceeded, Conflict
+from tests.budgets.factories import BudgetFactory, team_budget, user_budget
+
+
+@pytest.fixture
+def chain(world):
+    """Budgets on bob's whole chain: org 100, team alpha 50, bob 20."""
+    return {
+        "org": BudgetFactory(organization=world.org, limit=Decimal("100")),
+        "team": team_budget(world.alpha, limit=Decimal("50")),
+        "user": user_budget(world.bob, limit=Decimal("20")),
+    }
+
+
+def period_of(budget) -> BudgetPeriod:
+    return BudgetPeriod.objects.get(budget=budget)
+
+
+def test_it_holds_the_amount_on_every_budget_of_the_chain(world, chain):
+    result = reservation_authorize(principal=principal_for_user(world.bob), request_id="r1", amount=Decimal("5"))
+    assert not result.replayed
+    assert {hold.period.budget_id for hold in result.reservation.holds.all()} == {b.pk for b in chain.values()}
+    for budget in chain.values():
+        assert period_of(budget).reserved == Decimal("5")
+
+
+def test_it_refuses_all_or_nothing_when_one_budget_lacks_room(world, chain):
+    bob = principal_for_user(world.bob)
+    with pytest.raises(BudgetExceeded) as refused:
+        reservation_authorize(principal=bob, request_id="big", amount=Decimal("20.000000001"))
+    assert refused.value.details["budget_id"] == chain["user"].pk
+    assert not BudgetPeriod.objects.filter(reserved__gt=0).exists()
+
+
+def test_settle_charges_actual_cost_and_releases_the_rest(world, chain):
+    bob = principal_for_user(world.bob)
+    reservation = reservation_authorize(principal=bob, request_id="r1", amount=Decimal("5")).reservation
+    usage = reservation_settle(
+        principal=bob, reservation_id=reservation.pk, report=UsageReport(request_id="r1", cost=Decimal("1.25"), model="m")
+    )
+    assert usage.cost == Decimal("1.25")
+    for budget in chain.values():
+        period = period_of(budget)
+        assert (period.spent, period.reserved) == (Decimal("1.25"), Decimal("0"))
+    reservation.refresh_from_db()
+    assert reservation.state == ReservationState.SETTLED
+
+
+def test_a_retried_settle_charges_once(world, chain):
+    bob = principal_for_user(world.bob)
+    reservation = reservation_authorize(principal=bob, request_id="r1", amount=Decimal("5")).reservation
+    report = UsageReport(request_id="r1", cost=Decimal("2"), model="m")
+    first = reservation_settle(principal=bob, reservation_id=reservation.pk, report=report)
+    again = reservation_settle(principal=bob, reservation_id=reservation.pk, report=report)
+    assert first.pk == again.pk
+    assert period_of(chain["org"]).spent == Decimal("2")
+    with pytest.raises(Conflict):
+        reservation_settle(principal=bob, reservation_id=reservation.pk, report=UsageReport(request_id="r1", cost=Decimal("3")))
+
+
+def test_a_retried_authorize_returns_the_same_hold(world, chain):
+    bob = principal_for_user(world.bob)
+    first = reservation_authorize(principal=bob, request_id="r1", amount=Decimal("5"))
+    again = reservation_authorize(principal=bob, request_id="r1", amount=Decimal("5"))
+    assert again.replayed and again.reservation.pk == first.reservation.pk
+    assert period_of(chain["org"]).reserved == Decimal("5")
+    with pytest.raises(Conflict):
+        reservation_authorize(principal=bob, request_id="r1", amount=Decimal("6"))
+
+
+def test_it_releases_unused_reservation(world, chain):
+    bob = principal_for_user(world.bob)
+    reservation = reservation_authorize(principal=bob, request_id="r1", amount=Decimal("5")).reservation
+    reservation_release(principal=bob, reservation_id=reservation.pk)
+    reservation_release(principal=bob, reservation_id=reservation.pk)
+    assert period_of(chain["org"]).reserved == 0
+    reservation.refresh_from_db()
+    assert reservation.state == ReservationState.RELEASED
+
+
+def test_expired_reservation_is_released_and_a_late_settle_still_records(world, chain, time_machine):
+    bob = principal_for_user(world.bob)
+    time_machine.move_to("2026-03-10T12:00:00Z", tick=False)
+    reservation = reservation_authorize(
+        principal=bob, request_id="r1", amount=Decimal("5"), ttl_seconds=60
+    ).reservation
+    assert reservations_expire() == 0
+    time_machine.move_to("2026-03-10T12:01:01Z", tick=False)
+    assert reservations_expire() == 1
+    assert reservations_expire() == 0
+    assert period_of(chain["team"]).reserved == 0
+    reservation_settle(principal=bob, reservation_id=reservation.pk, report=UsageReport(request_id="r1", cost=Decimal("4")))
+    period = period_of(chain["team"])
+    assert (period.spent, period.reserved) == (Decimal("4"), Decimal("0"))
+
+
+def test_direct_usage_is_recorded_even_over_the_limit(world, chain, team_key):
+    principal = principal_for_api_key(team_key[0])
+    result = usage_record_many(
+        principal=principal, reports=[UsageReport(request_id="u1", cost=Decimal("70"), model="m")]
+    )
+    assert result.created == 1
+    team_period = period_of(chain["team"])
+    assert team_period.spent == Decimal("70") > team_period.limit
+
+
+def test_a_retried_usage_report_charges_once(world, chain, team_key):
+    principal = principal_for_api_key(team_key[0])
+    report = UsageReport(request_id="u1", cost=Decimal("1.5"), model="m", input_tokens=10)
+    usage_record_many(principal=principal, reports=[report])
+    again = usage_record_many(principal=principal, reports=[report, report])
+    assert (again.created, again.replayed) == (0, 2)
+    assert UsageRecord.objects.count() == 1
+    assert period_of(chain["org"]).spent == Decimal("1.5")
+
+
+def test_period_aggregates_equal_the_ledger(world, chain, team_key):
+    principal = principal_for_api_key(team_key[0])
+    usage_record_many(
+        principal=principal,
+        reports=[UsageReport(request_id=f"u{i}", cost=Decimal("0.333333333"), model="m") for i in range(30)],
+    )
+    for budget in (chain["org"], chain["team"]):
+        period = period_of(budget)
+        charged = UsageCharge.objects.filter(period=period).aggregate(total=Sum("amount"))["total"]
+        assert period.spent == charged == Decimal("9.99999999")
