@@ -121,6 +121,11 @@ def attribution_for(principal: Principal, *, team_id: int | None, user_id: int |
     ids outside the organization do not exist for them."""
     if team_id is None and user_id is None:
         return principal.team, principal.user
+    if user_id is None and principal.user is not None and not (
+        principal.org_wide or team_id in principal.lead_team_ids
+    ):
+        # Naming only a team must not take a person's own spend off her user budget.
+        user_id = principal.user.pk
     org = principal.organization
     user = None
     if user_id is not None:

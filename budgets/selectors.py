@@ -3,7 +3,7 @@
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -98,7 +98,9 @@ class BudgetStatusReport:
 def _percent(part: Decimal, whole: Decimal) -> Decimal:
     if whole <= 0:
         return HUNDRED if part > 0 else ZERO
-    return (part * HUNDRED / whole).quantize(Decimal("0.01"))
+    # Rounded down, never up: 49.9999% must not cross a 50% threshold, nor 99.9999% show exhausted.
+    # Thresholds have two decimals, so comparing the floored figure is exact.
+    return (part * HUNDRED / whole).quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
 
 
 def _status_for(crossed_actions: set[str], percent_committed: Decimal) -> str:

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class CostswitchConfig(AppConfig):
     name = "costswitch"
     verbose_name = "costswitch"
+
+    def ready(self) -> None:
+        from costswitch.api import schema  # noqa: F401  registers the OpenAPI auth extension

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from costswitch.views import home
+from costswitch.views import home, not_found
 
 urlpatterns = [
     path("", home, name="home"),
@@ -11,3 +11,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include(("budgets.api.urls", "budgets"), namespace="budgets-api")),
 ]
+
+handler404 = not_found

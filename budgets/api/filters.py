@@ -1,10 +1,22 @@
 import django_filters
+from djangorestframework_camel_case.settings import api_settings
+from djangorestframework_camel_case.util import underscoreize
 
 from budgets.choices import PeriodKind, ReservationState, ScopeType, UsageSource
 from budgets.models import Budget, Reservation, UsageRecord
 
 
-class BudgetFilterSet(django_filters.FilterSet):
+class CamelCaseFilterSet(django_filters.FilterSet):
+    """Query parameters are camelCase like the JSON bodies (`?scopeType=team`); without this they
+    would be silently ignored and the whole list returned. snake_case names keep working."""
+
+    def __init__(self, data=None, *args, **kwargs):
+        if data is not None:
+            data = underscoreize(data, **api_settings.JSON_UNDERSCOREIZE)
+        super().__init__(data, *args, **kwargs)
+
+
+class BudgetFilterSet(CamelCaseFilterSet):
     scope_type = django_filters.ChoiceFilter(choices=ScopeType.choices)
     period = django_filters.ChoiceFilter(choices=PeriodKind.choices)
     team = django_filters.NumberFilter(field_name="team_id")
@@ -17,7 +29,7 @@ class BudgetFilterSet(django_filters.FilterSet):
         fields = ["scope_type", "period", "team", "user", "is_active", "name"]
 
 
-class UsageRecordFilterSet(django_filters.FilterSet):
+class UsageRecordFilterSet(CamelCaseFilterSet):
     model = django_filters.CharFilter()
     provider = django_filters.CharFilter()
     source = django_filters.ChoiceFilter(choices=UsageSource.choices)
@@ -35,7 +47,7 @@ class UsageRecordFilterSet(django_filters.FilterSet):
         fields = ["model", "provider", "source", "team", "user", "task_type", "project", "conversation_id"]
 
 
-class ReservationFilterSet(django_filters.FilterSet):
+class ReservationFilterSet(CamelCaseFilterSet):
     state = django_filters.ChoiceFilter(choices=ReservationState.choices)
     request_id = django_filters.CharFilter()
     team = django_filters.NumberFilter(field_name="team_id")

@@ -90,6 +90,7 @@ class BudgetOutputSerializer(serializers.ModelSerializer):
 class BudgetStatusSerializer(serializers.Serializer):
     """The seed's budget status contract (seed 000), plus reserved and the period bounds."""
 
+    id = serializers.IntegerField(source="budget.pk")  # seed 001 names it `id`, seed 000 `budgetId`
     budget_id = serializers.IntegerField(source="budget.pk")
     name = serializers.CharField(source="budget.name")
     scope_type = serializers.CharField(source="budget.scope_type")

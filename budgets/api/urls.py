@@ -1,9 +1,9 @@
 from django.urls import path
-from rest_framework.routers import SimpleRouter
 
 from budgets.api import views
+from costswitch.api.routers import OptionalSlashRouter
 
-router = SimpleRouter(trailing_slash="/?")
+router = OptionalSlashRouter()
 router.register("budgets", views.BudgetViewSet, basename="budget")
 router.register("usage", views.UsageViewSet, basename="usage")
 router.register("reservations", views.ReservationViewSet, basename="reservation")

@@ -10,9 +10,9 @@ from rest_framework.views import APIView
 
 from budgets import selectors
 from budgets.api import serializers as s
-from budgets.choices import UsageSource
+from budgets.choices import ReservationState, UsageSource
 from budgets.api.filters import BudgetFilterSet, ReservationFilterSet, UsageRecordFilterSet
-from budgets.models import ReservationHold
+from budgets.models import Budget, Reservation, ReservationHold, UsageRecord
 from budgets.principals import principal_from_request
 from budgets.services import budgets as budget_services
 from budgets.services import ledger
@@ -28,6 +28,8 @@ def _validated(serializer_class, data, **kwargs) -> dict:
 class BudgetViewSet(viewsets.ModelViewSet):
     """Budgets on organization, team and user scopes. DELETE archives: the ledger keeps pointing at it."""
 
+    queryset = Budget.objects.none()  # for the schema; requests use get_queryset
+    lookup_value_regex = r"\d+"
     serializer_class = s.BudgetOutputSerializer
     filterset_class = BudgetFilterSet
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
@@ -83,7 +85,7 @@ class BudgetViewSet(viewsets.ModelViewSet):
 class ScopeStatusView(APIView):
     """Seed 001: a scope's budgets, the aggregate status and the restrictions in force for it."""
 
-    @extend_schema(responses=s.ScopeStatusSerializer)
+    @extend_schema(responses=s.ScopeStatusSerializer, operation_id="budgets_scope_status")
     def get(self, request, scope_type: str, scope_id: int):
         report = selectors.scope_status(
             principal=principal_from_request(request), scope_type=scope_type, scope_id=scope_id
@@ -94,6 +96,8 @@ class ScopeStatusView(APIView):
 class UsageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The ledger, read-only, plus reporting: one record, `{"items": [...]}` or a list (up to 1,000)."""
 
+    queryset = UsageRecord.objects.none()
+    lookup_value_regex = r"\d+"
     serializer_class = s.UsageOutputSerializer
     filterset_class = UsageRecordFilterSet
 
@@ -138,6 +142,8 @@ class UsageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Two-phase spend: authorize (POST) holds the maximum cost; settle or release finishes it."""
 
+    queryset = Reservation.objects.none()
+    lookup_value_regex = r"\d+"
     serializer_class = s.ReservationOutputSerializer
     filterset_class = ReservationFilterSet
 
@@ -164,12 +170,15 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         data = _validated(s.SettleInputSerializer, request.data)
         principal = principal_from_request(request)
         reservation = ledger.reservation_get(principal=principal, reservation_id=_int_id(pk))
+        # A retried settle answers like a retried usage report: 200 and replayed, nothing charged.
+        replayed = reservation.state == ReservationState.SETTLED
         usage = ledger.reservation_settle(
             principal=principal,
             reservation_id=reservation.pk,
             report=ledger.UsageReport(request_id=reservation.request_id, **data),
         )
-        return Response(s.UsageOutputSerializer(usage).data, status=status.HTTP_201_CREATED)
+        code = status.HTTP_200_OK if replayed else status.HTTP_201_CREATED
+        return Response({**s.UsageOutputSerializer(usage).data, "replayed": replayed}, status=code)
 
     @extend_schema(request=None, responses=s.ReservationOutputSerializer)
     @action(detail=True, methods=["post"])

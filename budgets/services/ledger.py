@@ -124,7 +124,7 @@ def reservation_authorize(
     organization = principal.organization
     existing = Reservation.objects.filter(organization=organization, request_id=request_id).first()
     if existing is not None:
-        return AuthorizeResult(_replayed_reservation(existing, amount), replayed=True)
+        return AuthorizeResult(_replayed_reservation(principal, existing, amount), replayed=True)
     if UsageRecord.objects.filter(organization=organization, request_id=request_id).exists():
         raise Conflict(f"Request {request_id!r} is already charged.", code="request_already_charged")
     team, user = attribution_for(principal, team_id=team_id, user_id=user_id)
@@ -137,11 +137,13 @@ def reservation_authorize(
         existing = Reservation.objects.filter(organization=organization, request_id=request_id).first()
         if existing is None:
             raise
-        return AuthorizeResult(_replayed_reservation(existing, amount), replayed=True)
+        return AuthorizeResult(_replayed_reservation(principal, existing, amount), replayed=True)
     return AuthorizeResult(reservation, replayed=False)
 
 
-def _replayed_reservation(existing: Reservation, amount: Decimal) -> Reservation:
+def _replayed_reservation(principal: Principal, existing: Reservation, amount: Decimal) -> Reservation:
+    if not _may_touch(principal, existing):
+        raise _request_id_taken(existing.request_id)
     if existing.amount != amount:
         raise Conflict(
             f"Request {existing.request_id!r} was already authorized for {existing.amount}, not {amount}.",
@@ -181,6 +183,11 @@ def _authorize(principal, organization, team, user, request_id, amount, model, t
     return reservation
 
 
+def _request_id_taken(request_id: str) -> Conflict:
+    """Someone else's request id: refuse without revealing anything about their request."""
+    return Conflict(f"Request id {request_id!r} is already in use.", code="idempotency_conflict")
+
+
 def reservation_get(*, principal: Principal, reservation_id: int) -> Reservation:
     reservation = Reservation.objects.filter(pk=reservation_id, organization=principal.organization).first()
     if reservation is None or not _may_touch(principal, reservation):
@@ -188,8 +195,9 @@ def reservation_get(*, principal: Principal, reservation_id: int) -> Reservation
     return reservation
 
 
-def _may_touch(principal: Principal, reservation: Reservation) -> bool:
-    """The caller who holds a reservation, or anyone managing its team or user, may settle it."""
+def _may_touch(principal: Principal, reservation: Reservation | UsageRecord) -> bool:
+    """The caller who holds a reservation, or anyone managing its team or user, may settle it (and
+    replay its request id; the same goes for a usage record)."""
     if principal.org_wide:
         return True
     if principal.api_key is not None:
@@ -333,9 +341,13 @@ def _record_many(principal: Principal, reports: list[UsageReport], source: str, 
     results: list[UsageRecord | None] = []
     fresh: list[tuple[int, UsageReport, UsageRecord]] = []
     first_in_batch: dict[str, UsageReport] = {}
+    # A batch names few distinct (team, user) pairs: check each once, not once per item.
+    attributions: dict[tuple, tuple] = {}
     for report in reports:
         known = existing.get(report.request_id)
         earlier = first_in_batch.get(report.request_id)
+        if known is not None and not _may_touch(principal, known):
+            raise _request_id_taken(report.request_id)
         if known is not None and not report.matches(known):
             raise Conflict(
                 f"Request {report.request_id!r} was already reported with cost {known.cost}.",
@@ -350,7 +362,10 @@ def _record_many(principal: Principal, reports: list[UsageReport], source: str, 
             results.append(known)
             continue
         first_in_batch[report.request_id] = report
-        team, user = attribution_for(principal, team_id=report.team_id, user_id=report.user_id)
+        pair = (report.team_id, report.user_id)
+        if pair not in attributions:
+            attributions[pair] = attribution_for(principal, team_id=report.team_id, user_id=report.user_id)
+        team, user = attributions[pair]
         record = UsageRecord(
             **_usage_fields(report, organization, team, user, now),
             api_key=principal.api_key,

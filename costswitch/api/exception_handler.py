@@ -29,22 +29,36 @@ def _camel(key: str) -> str:
 
 def _first_message(detail) -> str:
     """A one-line summary naming the first offending field, e.g. "items[3].cost: ..."."""
+    path, message = _first_error(detail)
+    return f"{path}: {message}" if path else message
+
+
+def _first_error(detail) -> tuple[str, str]:
+    """(path, message) of the first error. Lists of objects (many=True) give "[3]", ListField's
+    {index: errors} dicts give "[0]" too, and object keys are joined with dots."""
     if isinstance(detail, list):
         for index, item in enumerate(detail):
             if item:
-                inner = _first_message(item)
-                return f"[{index}]{inner}" if isinstance(item, dict | list) else inner
-        return "Invalid input."
+                if not isinstance(item, dict | list):
+                    return "", str(item)
+                path, message = _first_error(item)
+                return _join_path(f"[{index}]", path), message
+        return "", "Invalid input."
     if isinstance(detail, dict):
         for key, value in detail.items():
-            inner = _first_message(value)
+            path, message = _first_error(value)
             if key == "non_field_errors":
-                return inner
-            separator = "" if inner.startswith("[") else ": "
-            if isinstance(value, dict):
-                return f"{_camel(key)}.{inner}"
-            return f"{_camel(key)}{separator}{inner}"
-    return str(detail)
+                return path, message
+            segment = f"[{key}]" if isinstance(key, int) or str(key).isdigit() else _camel(key)
+            return _join_path(segment, path), message
+        return "", "Invalid input."
+    return "", str(detail)
+
+
+def _join_path(head: str, tail: str) -> str:
+    if not tail:
+        return head
+    return f"{head}{tail}" if tail.startswith("[") else f"{head}.{tail}"
 
 
 def error_body(status: int, code: str, message: str, details=None) -> dict:
