@@ -126,7 +126,9 @@ class Membership(models.Model):
 class ApiKey(models.Model):
     """A principal for services: bound to a team (service account) or a user. Only a hash is stored."""
 
-    organization = models.ForeignKey("budgets.Organization", on_delete=models.PROTECT, related_name="api_keys")
+    organization = models.ForeignKey(
+        "budgets.Organization", on_delete=models.PROTECT, related_name="api_keys"
+    )
     team = models.ForeignKey(
         "budgets.Team", on_delete=models.PROTECT, null=True, blank=True, related_name="api_keys"
     )
@@ -211,7 +213,11 @@ class Budget(models.Model):
 
     @property
     def scope_name(self) -> str:
-        scope = {ScopeType.ORGANIZATION: self.organization, ScopeType.TEAM: self.team, ScopeType.USER: self.user}
+        scope = {
+            ScopeType.ORGANIZATION: self.organization,
+            ScopeType.TEAM: self.team,
+            ScopeType.USER: self.user,
+        }
         return str(scope[self.scope_type])
 
 
@@ -226,7 +232,9 @@ class Threshold(models.Model):
         ordering = ["budget_id", "percent"]
         constraints = [
             models.UniqueConstraint(fields=["budget", "percent"], name="threshold_unique_percent"),
-            models.CheckConstraint(condition=Q(percent__gt=0, percent__lte=1000), name="threshold_percent_range"),
+            models.CheckConstraint(
+                condition=Q(percent__gt=0, percent__lte=1000), name="threshold_percent_range"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -248,7 +256,9 @@ class BudgetPeriod(models.Model):
         ordering = ["budget_id", "-starts_at"]
         constraints = [
             models.UniqueConstraint(fields=["budget", "starts_at"], name="period_unique_start"),
-            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="period_ends_after_start"),
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="period_ends_after_start"
+            ),
             models.CheckConstraint(condition=Q(reserved__gte=0), name="period_reserved_not_negative"),
         ]
         indexes = [models.Index(fields=["budget", "starts_at", "ends_at"])]
@@ -277,7 +287,9 @@ class Reservation(models.Model):
     request_id = models.CharField(max_length=200)
     amount = _money()
     model = models.CharField(max_length=200, blank=True)
-    state = models.CharField(max_length=20, choices=ReservationState.choices, default=ReservationState.PENDING)
+    state = models.CharField(
+        max_length=20, choices=ReservationState.choices, default=ReservationState.PENDING
+    )
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
@@ -308,6 +320,9 @@ class ReservationHold(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["reservation", "period"], name="hold_unique_period"),
         ]
+
+    def __str__(self) -> str:
+        return f"hold {self.amount} on period {self.period_id}"
 
 
 class UsageRecord(models.Model):
@@ -375,3 +390,6 @@ class UsageCharge(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["usage", "period"], name="charge_unique_period")]
+
+    def __str__(self) -> str:
+        return f"charge {self.amount} on period {self.period_id}"

@@ -43,9 +43,7 @@ class Principal:
             return None
         if self.api_key is not None:
             return frozenset({self.user.pk}) if self.user else frozenset()
-        led = set(
-            Membership.objects.filter(team_id__in=self.lead_team_ids).values_list("user_id", flat=True)
-        )
+        led = set(Membership.objects.filter(team_id__in=self.lead_team_ids).values_list("user_id", flat=True))
         return frozenset(led | {self.user.pk})
 
     @cached_property
@@ -83,7 +81,9 @@ def principal_for_user(user: User, *, team: Team | None = None) -> Principal:
     memberships = list(Membership.objects.filter(user=user).select_related("team"))
     org_wide = any(m.role in ORG_WIDE_ROLES for m in memberships)
     if team is None:
-        primary = next((m for m in memberships if m.is_primary), None) or (memberships[0] if memberships else None)
+        primary = next((m for m in memberships if m.is_primary), None) or (
+            memberships[0] if memberships else None
+        )
         team = primary.team if primary else None
     return Principal(
         organization=user.organization,
@@ -115,14 +115,18 @@ def principal_from_request(request) -> Principal:
     return principal
 
 
-def attribution_for(principal: Principal, *, team_id: int | None, user_id: int | None) -> tuple[Team | None, User | None]:
+def attribution_for(
+    principal: Principal, *, team_id: int | None, user_id: int | None
+) -> tuple[Team | None, User | None]:
     """The team and user a charge is booked to. Callers may attribute to others only within what
     they manage (a team key to its members, a lead to her teams, finance and admins anywhere);
     ids outside the organization do not exist for them."""
     if team_id is None and user_id is None:
         return principal.team, principal.user
-    if user_id is None and principal.user is not None and not (
-        principal.org_wide or team_id in principal.lead_team_ids
+    if (
+        user_id is None
+        and principal.user is not None
+        and not (principal.org_wide or team_id in principal.lead_team_ids)
     ):
         # Naming only a team must not take a person's own spend off her user budget.
         user_id = principal.user.pk
@@ -158,4 +162,6 @@ def _may_attribute(principal: Principal, team: Team | None, user: User | None) -
         return team is not None and team.pk == own_team
     if team is not None and team.pk in principal.lead_team_ids:
         return True
-    return (user is None or user.pk == principal.user.pk) and (team is None or team.pk in principal.member_team_ids)
+    return (user is None or user.pk == principal.user.pk) and (
+        team is None or team.pk in principal.member_team_ids
+    )

@@ -124,7 +124,9 @@ def cost_restrictions(budgets_and_actions: list[tuple[Budget, set[str]]]) -> dic
         if ThresholdAction.STRICT_COST_LIMIT in acts and budget.max_cost_per_request is not None:
             ceilings.append(budget.max_cost_per_request)
     return {
-        "model_downgrading": bool(actions & {ThresholdAction.PREFER_CHEAPER, ThresholdAction.RESTRICT_MODELS}),
+        "model_downgrading": bool(
+            actions & {ThresholdAction.PREFER_CHEAPER, ThresholdAction.RESTRICT_MODELS}
+        ),
         "restricted_models": restricted,
         "max_cost_per_request": min(ceilings) if ceilings else None,
         "require_approval": ThresholdAction.REQUIRE_APPROVAL in actions,
@@ -135,7 +137,10 @@ def cost_restrictions(budgets_and_actions: list[tuple[Budget, set[str]]]) -> dic
 
 def _current_period(budget: Budget, now: datetime) -> tuple[BudgetPeriod | None, tuple | None]:
     bounds = period_bounds(
-        budget.period, now, budget.organization.tzinfo, budget_starts_at=budget.starts_at,
+        budget.period,
+        now,
+        budget.organization.tzinfo,
+        budget_starts_at=budget.starts_at,
         budget_ends_at=budget.ends_at,
     )
     if bounds is None:
@@ -210,9 +215,7 @@ def scope_status(*, principal: Principal, scope_type: str, scope_id: int, now=No
     own = Q(scope_type=scope_type, **{_SCOPE_FIELD[scope_type]: scope_id})
     chain = own | Q(scope_type=ScopeType.ORGANIZATION)
     if scope_type == ScopeType.USER:
-        team_ids = list(
-            org.teams.filter(memberships__user_id=scope_id).values_list("pk", flat=True)
-        )
+        team_ids = list(org.teams.filter(memberships__user_id=scope_id).values_list("pk", flat=True))
         if not org.users.filter(pk=scope_id).exists():
             raise NotFound(f"No user with id {scope_id}.", code="unknown_scope")
         chain |= Q(scope_type=ScopeType.TEAM, team_id__in=team_ids)
@@ -236,4 +239,8 @@ def scope_status(*, principal: Principal, scope_type: str, scope_id: int, now=No
     )
 
 
-_SCOPE_FIELD = {ScopeType.ORGANIZATION: "organization_id", ScopeType.TEAM: "team_id", ScopeType.USER: "user_id"}
+_SCOPE_FIELD = {
+    ScopeType.ORGANIZATION: "organization_id",
+    ScopeType.TEAM: "team_id",
+    ScopeType.USER: "user_id",
+}

@@ -62,16 +62,33 @@ def postgresql():
             os.chown(path, user.pw_uid, user.pw_gid)
     port = _free_port()
     subprocess.run(
-        _as_postgres([_pg_bin("initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"]),
-        check=True, stdout=subprocess.DEVNULL,
+        _as_postgres(
+            [
+                _pg_bin("initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     options = (
         f"-p {port} -k {sockdir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
         "-c full_page_writes=off -c max_connections=200"
     )
     subprocess.run(
-        _as_postgres([_pg_bin("pg_ctl"), "-D", str(datadir), "-o", options, "-l", str(root / "log"), "-w", "start"]),
-        check=True, stdout=subprocess.DEVNULL,
+        _as_postgres(
+            [_pg_bin("pg_ctl"), "-D", str(datadir), "-o", options, "-l", str(root / "log"), "-w", "start"]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     try:
         _wait_for(port, "PostgreSQL")
@@ -79,7 +96,8 @@ def postgresql():
     finally:
         subprocess.run(
             _as_postgres([_pg_bin("pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"]),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         shutil.rmtree(root, ignore_errors=True)
 
@@ -92,7 +110,19 @@ def redis():
     port = _free_port()
     workdir = tempfile.mkdtemp(prefix="costswitch-redis-")
     process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir],
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:

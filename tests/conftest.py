@@ -11,7 +11,13 @@ from rest_framework.test import APIClient
 
 from budgets.choices import Role
 from budgets.models import Organization, Team, User
-from tests.budgets.factories import MembershipFactory, OrganizationFactory, TeamFactory, UserFactory, make_api_key
+from tests.budgets.factories import (
+    MembershipFactory,
+    OrganizationFactory,
+    TeamFactory,
+    UserFactory,
+    make_api_key,
+)
 
 
 @dataclass

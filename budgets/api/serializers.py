@@ -12,8 +12,9 @@ MAX_ID_LENGTH = 200
 
 
 class AlertInputSerializer(StrictFieldsMixin, serializers.Serializer):
-    threshold = serializers.DecimalField(max_digits=6, decimal_places=2, min_value=Decimal("0.01"),
-                                         max_value=Decimal(1000))
+    threshold = serializers.DecimalField(
+        max_digits=6, decimal_places=2, min_value=Decimal("0.01"), max_value=Decimal(1000)
+    )
     actions = serializers.ListField(
         child=serializers.ChoiceField(choices=ThresholdAction.choices), allow_empty=False, max_length=10
     )
@@ -78,9 +79,22 @@ class BudgetOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Budget
         fields = [
-            "id", "name", "scope_type", "scope_id", "scope_name", "period", "limit", "currency",
-            "start_date", "end_date", "alerts", "restricted_models", "max_cost_per_request", "is_active",
-            "created_at", "updated_at",
+            "id",
+            "name",
+            "scope_type",
+            "scope_id",
+            "scope_name",
+            "period",
+            "limit",
+            "currency",
+            "start_date",
+            "end_date",
+            "alerts",
+            "restricted_models",
+            "max_cost_per_request",
+            "is_active",
+            "created_at",
+            "updated_at",
         ]
 
     def get_alerts(self, budget: Budget) -> list[dict]:
@@ -176,9 +190,27 @@ class UsageOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = UsageRecord
         fields = [
-            "id", "request_id", "source", "model", "provider", "input_tokens", "output_tokens",
-            "cached_input_tokens", "cost", "currency", "task_type", "project", "agent", "conversation_id",
-            "tags", "metadata", "team_id", "user_id", "reservation_id", "occurred_at", "recorded_at",
+            "id",
+            "request_id",
+            "source",
+            "model",
+            "provider",
+            "input_tokens",
+            "output_tokens",
+            "cached_input_tokens",
+            "cost",
+            "currency",
+            "task_type",
+            "project",
+            "agent",
+            "conversation_id",
+            "tags",
+            "metadata",
+            "team_id",
+            "user_id",
+            "reservation_id",
+            "occurred_at",
+            "recorded_at",
         ]
 
 
@@ -201,8 +233,18 @@ class ReservationOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Reservation
         fields = [
-            "reservation_id", "request_id", "state", "amount", "model", "team_id", "user_id",
-            "metadata", "created_at", "expires_at", "finished_at", "holds",
+            "reservation_id",
+            "request_id",
+            "state",
+            "amount",
+            "model",
+            "team_id",
+            "user_id",
+            "metadata",
+            "created_at",
+            "expires_at",
+            "finished_at",
+            "holds",
         ]
 
     def get_holds(self, reservation: Reservation) -> list[dict]:
@@ -210,4 +252,3 @@ class ReservationOutputSerializer(serializers.ModelSerializer):
             {"budget_id": hold.period.budget_id, "period_id": hold.period_id, "amount": hold.amount}
             for hold in reservation.holds.all()
         ]
-

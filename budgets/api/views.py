@@ -10,8 +10,8 @@ from rest_framework.views import APIView
 
 from budgets import selectors
 from budgets.api import serializers as s
-from budgets.choices import ReservationState, UsageSource
 from budgets.api.filters import BudgetFilterSet, ReservationFilterSet, UsageRecordFilterSet
+from budgets.choices import ReservationState, UsageSource
 from budgets.models import Budget, Reservation, ReservationHold, UsageRecord
 from budgets.principals import principal_from_request
 from budgets.services import budgets as budget_services
@@ -40,7 +40,9 @@ class BudgetViewSet(viewsets.ModelViewSet):
         )
 
     def get_object(self):
-        return selectors.budget_get(principal=principal_from_request(self.request), budget_id=self.kwargs["pk"])
+        return selectors.budget_get(
+            principal=principal_from_request(self.request), budget_id=self.kwargs["pk"]
+        )
 
     @extend_schema(request=s.BudgetInputSerializer, responses={201: s.BudgetOutputSerializer})
     def create(self, request):
@@ -65,9 +67,14 @@ class BudgetViewSet(viewsets.ModelViewSet):
     def update(self, request, pk=None, partial=False):
         budget = self.get_object()
         data = dict(_validated(s.BudgetUpdateSerializer, request.data))
-        budget = budget_services.budget_update(principal=principal_from_request(request), budget=budget, **data)
-        return Response(s.BudgetOutputSerializer(selectors.budget_get(
-            principal=principal_from_request(request), budget_id=budget.pk)).data)
+        budget = budget_services.budget_update(
+            principal=principal_from_request(request), budget=budget, **data
+        )
+        return Response(
+            s.BudgetOutputSerializer(
+                selectors.budget_get(principal=principal_from_request(request), budget_id=budget.pk)
+            ).data
+        )
 
     def partial_update(self, request, pk=None):
         return self.update(request, pk=pk, partial=True)
@@ -109,11 +116,13 @@ class UsageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         body = request.data
         batch = isinstance(body, list) or (isinstance(body, dict) and "items" in body)
         if batch:
-            items = _validated(s.UsageBatchInputSerializer, {"items": body} if isinstance(body, list) else body)
+            items = _validated(
+                s.UsageBatchInputSerializer, {"items": body} if isinstance(body, list) else body
+            )
             items = items["items"]
         else:
             if not isinstance(body, dict):
-                raise ValidationFailed("Expected a usage object, a list, or {\"items\": [...]}.")
+                raise ValidationFailed('Expected a usage object, a list, or {"items": [...]}.')
             body = dict(body)
             idempotency_key = request.headers.get("Idempotency-Key")
             if idempotency_key and "request_id" not in body:

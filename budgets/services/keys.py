@@ -17,8 +17,13 @@ def api_key_create(
     """Create a key and return it with its secret, which is never stored and cannot be shown again."""
     key, prefix, key_hash = generate_api_key()
     api_key = ApiKey.objects.create(
-        organization=organization, name=name, team=team, user=user, critical=critical,
-        prefix=prefix, key_hash=key_hash,
+        organization=organization,
+        name=name,
+        team=team,
+        user=user,
+        critical=critical,
+        prefix=prefix,
+        key_hash=key_hash,
     )
     return api_key, key
 

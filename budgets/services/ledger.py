@@ -93,7 +93,9 @@ def chain_budgets(*, organization: Organization, team: Team | None, user: User |
         scope |= Q(scope_type=ScopeType.TEAM, team=team)
     if user is not None:
         scope |= Q(scope_type=ScopeType.USER, user=user)
-    return Budget.objects.filter(scope, organization=organization, is_active=True).select_related("organization")
+    return Budget.objects.filter(scope, organization=organization, is_active=True).select_related(
+        "organization"
+    )
 
 
 def _lock_periods(period_ids) -> dict[int, BudgetPeriod]:
@@ -131,7 +133,9 @@ def reservation_authorize(
     ttl = ttl_seconds or settings.COSTSWITCH_RESERVATION_TTL_SECONDS
     try:
         with transaction.atomic():
-            reservation = _authorize(principal, organization, team, user, request_id, amount, model, ttl, metadata)
+            reservation = _authorize(
+                principal, organization, team, user, request_id, amount, model, ttl, metadata
+            )
     except IntegrityError:
         # A concurrent retry with the same request id won the insert; answer as its replay.
         existing = Reservation.objects.filter(organization=organization, request_id=request_id).first()
@@ -398,7 +402,9 @@ def _charges_for(records: list[UsageRecord], organization: Organization) -> dict
     for record in records:
         chain_key = (record.team_id, record.user_id)
         if chain_key not in chains:
-            chains[chain_key] = list(chain_budgets(organization=organization, team=record.team, user=record.user))
+            chains[chain_key] = list(
+                chain_budgets(organization=organization, team=record.team, user=record.user)
+            )
         for budget in chains[chain_key]:
             period = _cached_period(periods, budget, record.occurred_at)
             if period is not None:

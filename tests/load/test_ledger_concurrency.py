@@ -17,7 +17,12 @@ from django.db.models import Sum
 from budgets.choices import ReservationState
 from budgets.models import ApiKey, BudgetPeriod, Reservation, ReservationHold, UsageCharge
 from budgets.principals import principal_for_api_key
-from budgets.services.ledger import UsageReport, reservation_authorize, reservation_release, reservation_settle
+from budgets.services.ledger import (
+    UsageReport,
+    reservation_authorize,
+    reservation_release,
+    reservation_settle,
+)
 from costswitch.errors import BudgetExceeded
 from tests.budgets.factories import BudgetFactory, make_api_key, team_budget
 
@@ -36,7 +41,9 @@ def _client(api_key_id: int, seed: int) -> str:
     """One client: authorize a random maximum, then settle below it (or release one time in five)."""
     rng = random.Random(seed)
     try:
-        principal = principal_for_api_key(ApiKey.objects.select_related("organization", "team").get(pk=api_key_id))
+        principal = principal_for_api_key(
+            ApiKey.objects.select_related("organization", "team").get(pk=api_key_id)
+        )
         amount = Decimal(rng.randint(10, 40)) / 100
         try:
             reservation = reservation_authorize(

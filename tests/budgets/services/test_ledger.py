@@ -33,9 +33,13 @@ def period_of(budget) -> BudgetPeriod:
 
 
 def test_it_holds_the_amount_on_every_budget_of_the_chain(world, chain):
-    result = reservation_authorize(principal=principal_for_user(world.bob), request_id="r1", amount=Decimal("5"))
+    result = reservation_authorize(
+        principal=principal_for_user(world.bob), request_id="r1", amount=Decimal("5")
+    )
     assert not result.replayed
-    assert {hold.period.budget_id for hold in result.reservation.holds.all()} == {b.pk for b in chain.values()}
+    assert {hold.period.budget_id for hold in result.reservation.holds.all()} == {
+        b.pk for b in chain.values()
+    }
     for budget in chain.values():
         assert period_of(budget).reserved == Decimal("5")
 
@@ -52,7 +56,9 @@ def test_settle_charges_actual_cost_and_releases_the_rest(world, chain):
     bob = principal_for_user(world.bob)
     reservation = reservation_authorize(principal=bob, request_id="r1", amount=Decimal("5")).reservation
     usage = reservation_settle(
-        principal=bob, reservation_id=reservation.pk, report=UsageReport(request_id="r1", cost=Decimal("1.25"), model="m")
+        principal=bob,
+        reservation_id=reservation.pk,
+        report=UsageReport(request_id="r1", cost=Decimal("1.25"), model="m"),
     )
     assert usage.cost == Decimal("1.25")
     for budget in chain.values():
@@ -71,7 +77,11 @@ def test_a_retried_settle_charges_once(world, chain):
     assert first.pk == again.pk
     assert period_of(chain["org"]).spent == Decimal("2")
     with pytest.raises(Conflict):
-        reservation_settle(principal=bob, reservation_id=reservation.pk, report=UsageReport(request_id="r1", cost=Decimal("3")))
+        reservation_settle(
+            principal=bob,
+            reservation_id=reservation.pk,
+            report=UsageReport(request_id="r1", cost=Decimal("3")),
+        )
 
 
 def test_a_retried_authorize_returns_the_same_hold(world, chain):
@@ -105,7 +115,9 @@ def test_expired_reservation_is_released_and_a_late_settle_still_records(world, 
     assert reservations_expire() == 1
     assert reservations_expire() == 0
     assert period_of(chain["team"]).reserved == 0
-    reservation_settle(principal=bob, reservation_id=reservation.pk, report=UsageReport(request_id="r1", cost=Decimal("4")))
+    reservation_settle(
+        principal=bob, reservation_id=reservation.pk, report=UsageReport(request_id="r1", cost=Decimal("4"))
+    )
     period = period_of(chain["team"])
     assert (period.spent, period.reserved) == (Decimal("4"), Decimal("0"))
 
