@@ -69,7 +69,8 @@ class Principal:
             return False
         if self.org_wide:
             return True
-        if scope_type == ScopeType.USER and self.lead_team_ids:
+        if scope_type == ScopeType.USER and self.lead_team_ids and scope_id != self.user.pk:
+            # A lead manages her members' budgets, never her own: nobody raises their own limit.
             return Membership.objects.filter(user_id=scope_id, team_id__in=self.lead_team_ids).exists()
         return False
 

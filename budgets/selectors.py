@@ -149,6 +149,11 @@ def _current_period(budget: Budget, now: datetime) -> tuple[BudgetPeriod | None,
     return period, bounds
 
 
+def _days(span: timedelta) -> Decimal:
+    """A duration in days, exactly (integer microseconds, no float on the way)."""
+    return Decimal(span // timedelta(microseconds=1)) / Decimal(86_400_000_000)
+
+
 def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatusReport:
     """Status of the period in force now. Burn rate is spend per elapsed day (at least one day, so
     the first hours of a period do not extrapolate wildly); the projection continues it to the end."""
@@ -159,11 +164,11 @@ def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatu
     limit = period.limit if period else budget.limit
     if bounds:
         start, end = bounds
-        elapsed_days = Decimal(max((now - start).total_seconds(), ONE_DAY.total_seconds())) / 86400
-        remaining_seconds = max((end - now).total_seconds(), 0)
-        days_remaining = math.ceil(remaining_seconds / 86400)
+        elapsed_days = _days(max(now - start, ONE_DAY))
+        remaining_days = _days(max(end - now, timedelta(0)))
+        days_remaining = math.ceil(remaining_days)
         burn_rate = quantize_money(spent / elapsed_days)
-        projected = quantize_money(spent + burn_rate * Decimal(remaining_seconds) / 86400)
+        projected = quantize_money(spent + burn_rate * remaining_days)
     else:
         start = end = None
         days_remaining, burn_rate, projected = 0, ZERO, spent

@@ -15,8 +15,13 @@ def quantize_money(value: Decimal) -> Decimal:
     return value.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
-def display_decimal(value: Decimal) -> Decimal:
-    """Strip trailing zeros without switching to exponent notation for whole numbers."""
-    if value == value.to_integral_value():
-        return value.quantize(Decimal(1))
-    return value.normalize()
+class PlainDecimal(Decimal):
+    """A Decimal that prints in plain notation (0.000000001, never 1E-9), for JSON output."""
+
+    def __str__(self) -> str:
+        return format(self, "f")
+
+
+def display_decimal(value: Decimal) -> PlainDecimal:
+    """Trailing zeros stripped, plain notation: 0.35, 100, 0.000000001."""
+    return PlainDecimal(format(value.normalize(), "f"))

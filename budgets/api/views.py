@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from budgets import selectors
 from budgets.api import serializers as s
 from budgets.api.filters import BudgetFilterSet, ReservationFilterSet, UsageRecordFilterSet
-from budgets.choices import ReservationState, UsageSource
+from budgets.choices import UsageSource
 from budgets.models import Budget, Reservation, ReservationHold, UsageRecord
 from budgets.principals import principal_from_request
 from budgets.services import budgets as budget_services
@@ -177,17 +177,16 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     @action(detail=True, methods=["post"])
     def settle(self, request, pk=None):
         data = _validated(s.SettleInputSerializer, request.data)
-        principal = principal_from_request(request)
-        reservation = ledger.reservation_get(principal=principal, reservation_id=_int_id(pk))
-        # A retried settle answers like a retried usage report: 200 and replayed, nothing charged.
-        replayed = reservation.state == ReservationState.SETTLED
-        usage = ledger.reservation_settle(
-            principal=principal,
-            reservation_id=reservation.pk,
-            report=ledger.UsageReport(request_id=reservation.request_id, **data),
+        result = ledger.reservation_settle(
+            principal=principal_from_request(request),
+            reservation_id=_int_id(pk),
+            report=ledger.UsageReport(request_id="", **data),
         )
-        code = status.HTTP_200_OK if replayed else status.HTTP_201_CREATED
-        return Response({**s.UsageOutputSerializer(usage).data, "replayed": replayed}, status=code)
+        # A retried settle answers like a retried usage report: 200 and replayed, nothing charged.
+        code = status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED
+        return Response(
+            {**s.UsageOutputSerializer(result.usage).data, "replayed": result.replayed}, status=code
+        )
 
     @extend_schema(request=None, responses=s.ReservationOutputSerializer)
     @action(detail=True, methods=["post"])

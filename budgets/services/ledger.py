@@ -12,13 +12,13 @@ never wait on each other in a cycle, so there are no deadlocks across processes.
 """
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from budgets.choices import ReservationState, ScopeType, UsageSource
@@ -80,6 +80,12 @@ class AuthorizeResult:
 
 
 @dataclass
+class SettleResult:
+    usage: UsageRecord
+    replayed: bool
+
+
+@dataclass
 class UsageResult:
     records: list[UsageRecord]
     created: int
@@ -98,14 +104,38 @@ def chain_budgets(*, organization: Organization, team: Team | None, user: User |
     )
 
 
-def _lock_periods(period_ids) -> dict[int, BudgetPeriod]:
-    locked = BudgetPeriod.objects.select_for_update().filter(pk__in=set(period_ids)).order_by("pk")
+def _locked(periods: QuerySet[BudgetPeriod]) -> dict[int, BudgetPeriod]:
+    """Lock period rows in ascending id order. NO KEY UPDATE is enough (only amounts change) and lets
+    other transactions insert holds and charges that reference these rows meanwhile."""
+    locked = periods.select_for_update(no_key=True, of=("self",)).order_by("pk")
     return {period.pk: period for period in locked}
 
 
-def _open_periods(budgets, moment: datetime) -> list[BudgetPeriod]:
-    periods = (period_get_or_open(budget=budget, moment=moment) for budget in budgets)
-    return [period for period in periods if period is not None]
+def _lock_periods(period_ids) -> dict[int, BudgetPeriod]:
+    return _locked(BudgetPeriod.objects.filter(pk__in=set(period_ids)))
+
+
+def _chain_with_open_periods(
+    *, organization: Organization, team: Team | None, user: User | None, moment: datetime
+) -> list[Budget]:
+    """The chain's budgets, with their periods at `moment` opened. Call it before any lock is taken:
+    a writer that inserted a period row and then waited for a row lock could deadlock with one
+    that holds the row lock and waits for that insert. One query when every period is open."""
+    in_force = BudgetPeriod.objects.filter(budget=OuterRef("pk"), starts_at__lte=moment, ends_at__gt=moment)
+    budgets = list(
+        chain_budgets(organization=organization, team=team, user=user).annotate(
+            has_open_period=Exists(in_force)
+        )
+    )
+    for budget in budgets:
+        if not budget.has_open_period:
+            period_get_or_open(budget=budget, moment=moment)
+    return budgets
+
+
+def _lock_chain_periods(budgets: list[Budget], moment: datetime) -> dict[int, BudgetPeriod]:
+    in_force = BudgetPeriod.objects.filter(budget__in=budgets, starts_at__lte=moment, ends_at__gt=moment)
+    return _locked(in_force.select_related("budget"))
 
 
 def reservation_authorize(
@@ -131,10 +161,12 @@ def reservation_authorize(
         raise Conflict(f"Request {request_id!r} is already charged.", code="request_already_charged")
     team, user = attribution_for(principal, team_id=team_id, user_id=user_id)
     ttl = ttl_seconds or settings.COSTSWITCH_RESERVATION_TTL_SECONDS
+    now = timezone.now()
+    budgets = _chain_with_open_periods(organization=organization, team=team, user=user, moment=now)
     try:
         with transaction.atomic():
             reservation = _authorize(
-                principal, organization, team, user, request_id, amount, model, ttl, metadata
+                principal, organization, team, user, budgets, request_id, amount, model, ttl, metadata, now
             )
     except IntegrityError:
         # A concurrent retry with the same request id won the insert; answer as its replay.
@@ -156,14 +188,14 @@ def _replayed_reservation(principal: Principal, existing: Reservation, amount: D
     return existing
 
 
-def _authorize(principal, organization, team, user, request_id, amount, model, ttl, metadata) -> Reservation:
-    now = timezone.now()
-    periods = _open_periods(chain_budgets(organization=organization, team=team, user=user), now)
-    locked = _lock_periods(period.pk for period in periods)
+def _authorize(
+    principal, organization, team, user, budgets, request_id, amount, model, ttl, metadata, now
+) -> Reservation:
+    locked = _lock_chain_periods(budgets, now)
     for period in locked.values():
         if period.spent + period.reserved + amount > period.limit:
             available = max(period.limit - period.spent - period.reserved, ZERO)
-            budget = next(p.budget for p in periods if p.pk == period.pk)
+            budget = period.budget
             raise BudgetExceeded(
                 f"Budget {budget.name!r} has {available} left in this period; the request needs {amount}.",
                 details={"budget_id": budget.pk, "available": available, "requested": amount},
@@ -211,12 +243,12 @@ def _may_touch(principal: Principal, reservation: Reservation | UsageRecord) -> 
     return reservation.team_id in principal.lead_team_ids
 
 
-def reservation_settle(*, principal: Principal, reservation_id: int, report: UsageReport) -> UsageRecord:
+def reservation_settle(*, principal: Principal, reservation_id: int, report: UsageReport) -> SettleResult:
     """Write the real cost to the ledger and release the rest of the hold. Settling an expired or
-    released reservation still records the spend (the call happened); settling twice charges once."""
-    reservation = reservation_get(principal=principal, reservation_id=reservation_id)
+    released reservation still records the spend (the call happened); settling twice charges once.
+    The usage record carries the reservation's request id, whatever `report.request_id` says."""
     with transaction.atomic():
-        reservation = Reservation.objects.select_for_update().get(pk=reservation.pk)
+        reservation = _lock_reservation(principal, reservation_id)
         if reservation.state == ReservationState.SETTLED:
             usage = reservation.usage
             if not report.matches(usage):
@@ -224,9 +256,9 @@ def reservation_settle(*, principal: Principal, reservation_id: int, report: Usa
                     f"Reservation {reservation.pk} was already settled at {usage.cost}.",
                     code="idempotency_conflict",
                 )
-            return usage
-        holds = list(reservation.holds.all())
-        locked = _lock_periods(hold.period_id for hold in holds)
+            return SettleResult(usage, replayed=True)
+        report = replace(report, request_id=reservation.request_id)
+        period_ids = list(_lock_periods(reservation.holds.values_list("period_id", flat=True)))
         now = timezone.now()
         fields = _usage_fields(report, reservation.organization, reservation.team, reservation.user, now)
         fields["model"] = report.model or reservation.model
@@ -234,25 +266,40 @@ def reservation_settle(*, principal: Principal, reservation_id: int, report: Usa
             **fields, api_key=reservation.api_key, reservation=reservation, source=UsageSource.RESERVATION
         )
         UsageCharge.objects.bulk_create(
-            UsageCharge(usage=usage, period_id=pk, amount=report.cost) for pk in locked
+            UsageCharge(usage=usage, period_id=pk, amount=report.cost) for pk in period_ids
         )
-        was_pending = reservation.state == ReservationState.PENDING
-        for hold in holds:
-            released = hold.amount if was_pending else ZERO
-            BudgetPeriod.objects.filter(pk=hold.period_id).update(
-                spent=F("spent") + report.cost, reserved=F("reserved") - released
-            )
-        reservation.state = ReservationState.SETTLED
-        reservation.finished_at = now
-        reservation.save(update_fields=["state", "finished_at"])
-    return usage
+        # Every hold of a reservation is its full amount, so one UPDATE books all periods.
+        released = reservation.amount if reservation.state == ReservationState.PENDING else ZERO
+        BudgetPeriod.objects.filter(pk__in=period_ids).update(
+            spent=F("spent") + report.cost, reserved=F("reserved") - released
+        )
+        _finish(reservation, ReservationState.SETTLED, now)
+    return SettleResult(usage, replayed=False)
+
+
+def _lock_reservation(principal: Principal, reservation_id: int) -> Reservation:
+    """The reservation row, locked, if the caller may touch it (404 otherwise, revealing nothing)."""
+    reservation = (
+        Reservation.objects.select_for_update(of=("self",))
+        .select_related("organization", "team", "user", "api_key")
+        .filter(pk=reservation_id, organization=principal.organization)
+        .first()
+    )
+    if reservation is None or not _may_touch(principal, reservation):
+        raise NotFound(f"Reservation {reservation_id} not found.")
+    return reservation
+
+
+def _finish(reservation: Reservation, state: str, now: datetime) -> None:
+    reservation.state = state
+    reservation.finished_at = now
+    reservation.save(update_fields=["state", "finished_at"])
 
 
 def reservation_release(*, principal: Principal, reservation_id: int) -> Reservation:
     """Drop a hold the caller no longer needs (the call was not made). Idempotent."""
-    reservation = reservation_get(principal=principal, reservation_id=reservation_id)
     with transaction.atomic():
-        reservation = Reservation.objects.select_for_update().get(pk=reservation.pk)
+        reservation = _lock_reservation(principal, reservation_id)
         if reservation.state == ReservationState.SETTLED:
             raise Conflict(f"Reservation {reservation.pk} is already settled.", code="already_settled")
         if reservation.state == ReservationState.PENDING:
@@ -261,13 +308,9 @@ def reservation_release(*, principal: Principal, reservation_id: int) -> Reserva
 
 
 def _drop_holds(reservation: Reservation, final_state: str) -> None:
-    holds = list(reservation.holds.all())
-    _lock_periods(hold.period_id for hold in holds)
-    for hold in holds:
-        BudgetPeriod.objects.filter(pk=hold.period_id).update(reserved=F("reserved") - hold.amount)
-    reservation.state = final_state
-    reservation.finished_at = timezone.now()
-    reservation.save(update_fields=["state", "finished_at"])
+    period_ids = list(_lock_periods(reservation.holds.values_list("period_id", flat=True)))
+    BudgetPeriod.objects.filter(pk__in=period_ids).update(reserved=F("reserved") - reservation.amount)
+    _finish(reservation, final_state, timezone.now())
 
 
 def reservations_expire(*, now: datetime | None = None, batch_size: int = 500) -> int:
@@ -325,31 +368,66 @@ def usage_record_many(
             raise ValidationFailed(f"items[{index}].cost must not be negative.", code="negative_amount")
         if report.occurred_at and report.occurred_at > now + MAX_CLOCK_SKEW:
             raise ValidationFailed(f"items[{index}].occurredAt is in the future.", code="future_timestamp")
+    # Refuse a bad retry, and find what is new, before anything is written; then open the new
+    # reports' periods before any lock is taken, as authorize does.
+    known = _known_records(principal, reports)
+    fresh = list({r.request_id: r for r in reports if r.request_id not in known}.values())
+    chains = _chains_for(principal, fresh)
+    period_ids = _periods_for(fresh, chains, now)
     try:
         with transaction.atomic():
-            return _record_many(principal, reports, source, now)
+            return _record_many(principal, reports, chains, period_ids, source, now)
     except IntegrityError:
         # Another writer recorded one of these request ids meanwhile: one more pass replays it.
         with transaction.atomic():
-            return _record_many(principal, reports, source, now)
+            return _record_many(principal, reports, chains, period_ids, source, now)
 
 
-def _record_many(principal: Principal, reports: list[UsageReport], source: str, now: datetime) -> UsageResult:
-    organization = principal.organization
+@dataclass
+class _Chain:
+    team: Team | None
+    user: User | None
+    budgets: list[Budget]
+
+
+def _chains_for(principal: Principal, reports: list[UsageReport]) -> dict[tuple, _Chain]:
+    """Attribution and budgets per (teamId, userId) named in the batch; a batch names few pairs."""
+    chains: dict[tuple, _Chain] = {}
+    for report in reports:
+        pair = (report.team_id, report.user_id)
+        if pair not in chains:
+            team, user = attribution_for(principal, team_id=report.team_id, user_id=report.user_id)
+            budgets = list(chain_budgets(organization=principal.organization, team=team, user=user))
+            chains[pair] = _Chain(team, user, budgets)
+    return chains
+
+
+def _periods_for(
+    reports: list[UsageReport], chains: dict[tuple, _Chain], now: datetime
+) -> dict[str, list[int]]:
+    """By request id, the budget periods a report is charged to: every budget of its chain in force then."""
+    cache: dict[tuple, BudgetPeriod | None] = {}
+    result = {}
+    for report in reports:
+        moment = report.occurred_at or now
+        periods = (_cached_period(cache, b, moment) for b in chains[(report.team_id, report.user_id)].budgets)
+        result[report.request_id] = [period.pk for period in periods if period is not None]
+    return result
+
+
+def _known_records(principal: Principal, reports: list[UsageReport]) -> dict[str, UsageRecord]:
+    """Records already written for these request ids, after refusing any retry that does not match
+    its first report (or a request id that belongs to someone else)."""
     existing = {
         record.request_id: record
         for record in UsageRecord.objects.filter(
-            organization=organization, request_id__in={report.request_id for report in reports}
+            organization=principal.organization, request_id__in={report.request_id for report in reports}
         )
     }
-    results: list[UsageRecord | None] = []
-    fresh: list[tuple[int, UsageReport, UsageRecord]] = []
     first_in_batch: dict[str, UsageReport] = {}
-    # A batch names few distinct (team, user) pairs: check each once, not once per item.
-    attributions: dict[tuple, tuple] = {}
     for report in reports:
         known = existing.get(report.request_id)
-        earlier = first_in_batch.get(report.request_id)
+        earlier = first_in_batch.setdefault(report.request_id, report)
         if known is not None and not _may_touch(principal, known):
             raise _request_id_taken(report.request_id)
         if known is not None and not report.matches(known):
@@ -357,28 +435,46 @@ def _record_many(principal: Principal, reports: list[UsageReport], source: str, 
                 f"Request {report.request_id!r} was already reported with cost {known.cost}.",
                 code="idempotency_conflict",
             )
-        if earlier is not None and earlier != report:
+        if earlier != report:
             raise Conflict(
                 f"Request {report.request_id!r} appears twice in this batch with different contents.",
                 code="idempotency_conflict",
             )
+    return existing
+
+
+def _record_many(
+    principal: Principal,
+    reports: list[UsageReport],
+    chains: dict[tuple, _Chain],
+    period_ids: dict[str, list[int]],
+    source: str,
+    now: datetime,
+) -> UsageResult:
+    organization = principal.organization
+    existing = _known_records(principal, reports)
+    results: list[UsageRecord | None] = []
+    fresh: list[tuple[int, UsageReport, UsageRecord]] = []
+    first_in_batch: dict[str, UsageReport] = {}
+    charges: dict[int, list[UsageRecord]] = defaultdict(list)
+    for report in reports:
+        known = existing.get(report.request_id)
+        earlier = first_in_batch.get(report.request_id)
         if known is not None or earlier is not None:
             results.append(known)
             continue
         first_in_batch[report.request_id] = report
-        pair = (report.team_id, report.user_id)
-        if pair not in attributions:
-            attributions[pair] = attribution_for(principal, team_id=report.team_id, user_id=report.user_id)
-        team, user = attributions[pair]
+        chain = chains[(report.team_id, report.user_id)]
         record = UsageRecord(
-            **_usage_fields(report, organization, team, user, now),
+            **_usage_fields(report, organization, chain.team, chain.user, now),
             api_key=principal.api_key,
             source=source,
         )
         fresh.append((len(results), report, record))
         results.append(record)
+        for period_id in period_ids[report.request_id]:
+            charges[period_id].append(record)
 
-    charges = _charges_for([record for _, _, record in fresh], organization)
     _lock_periods(charges.keys())
     UsageRecord.objects.bulk_create([record for _, _, record in fresh])
     UsageCharge.objects.bulk_create(
@@ -392,24 +488,6 @@ def _record_many(principal: Principal, reports: list[UsageReport], source: str, 
     by_request = {record.request_id: record for _, _, record in fresh}
     final = [record or by_request[report.request_id] for record, report in zip(results, reports, strict=True)]
     return UsageResult(records=final, created=len(fresh), replayed=len(reports) - len(fresh))
-
-
-def _charges_for(records: list[UsageRecord], organization: Organization) -> dict[int, list[UsageRecord]]:
-    """Which budget periods each record is charged to: every budget of its chain in force then."""
-    charges: dict[int, list[UsageRecord]] = defaultdict(list)
-    chains: dict[tuple, list[Budget]] = {}
-    periods: dict[tuple, BudgetPeriod | None] = {}
-    for record in records:
-        chain_key = (record.team_id, record.user_id)
-        if chain_key not in chains:
-            chains[chain_key] = list(
-                chain_budgets(organization=organization, team=record.team, user=record.user)
-            )
-        for budget in chains[chain_key]:
-            period = _cached_period(periods, budget, record.occurred_at)
-            if period is not None:
-                charges[period.pk].append(record)
-    return charges
 
 
 def _cached_period(cache: dict, budget: Budget, moment: datetime) -> BudgetPeriod | None:

@@ -93,7 +93,7 @@ def test_concurrent_processes_never_overspend_and_aggregates_equal_the_ledger(wo
         assert process.exitcode == 0
 
     errors = [outcome for outcome in outcomes if outcome.startswith("error")]
-    assert errors == []
+    assert not errors, f"{len(errors)} clients failed, first: {errors[0] if errors else None}"
     assert len(outcomes) == PROCESSES * CLIENTS_PER_PROCESS
     assert outcomes.count("refused") > 0, "the budgets should have been too small for every client"
     assert outcomes.count("settled") > 0

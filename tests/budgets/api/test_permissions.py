@@ -579,3 +579,11 @@ def test_it_tells_a_stranger_nothing_about_someone_elses_request_even_with_other
 
     assert_answer(response, 409)
     assert "0.25" not in response.content.decode()
+
+
+def test_it_does_not_let_a_team_lead_raise_her_own_budget(world):
+    own = user_budget(world.alice, limit=Decimal("10"))
+    response = client_for(world.alice).patch(f"/api/v1/budgets/{own.pk}", {"limit": 1000}, format="json")
+    assert_answer(response, 403)
+    own.refresh_from_db()
+    assert own.limit == Decimal("10")

@@ -251,7 +251,7 @@ def test_a_nano_dollar_round_trips_exactly(world, chain, bob):
     for response, key in ((held, "amount"), (settled, "cost")):
         literal = raw_number(response, key)
         assert not literal.startswith('"'), "money must be a JSON number, not a string"
-        assert Decimal(literal) == Decimal("0.000000001")
+        assert literal == "0.000000001", "plain notation, as a person would write it"
         assert exact(response)[key] == Decimal("0.000000001")
     assert period_of(chain["org"]).spent == Decimal("0.000000001")
 
