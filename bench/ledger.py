@@ -412,7 +412,7 @@ def _profile_queries() -> dict:
     phase = {"name": ""}
 
     def timer(execute, sql, params, many, context):
-        if phase["name"] and '"budgets_budgetperiod"' in sql and sql.rstrip().endswith("FOR UPDATE"):
+        if phase["name"] and _locks_periods(sql):
             locked, name = time.monotonic(), phase["name"]
             phase["name"] = ""  # settle locks the reservation row first: only the period lock counts
             connection.on_commit(lambda: held[name].append(time.monotonic() - locked))
@@ -460,10 +460,19 @@ def _is_transaction(sql: str) -> bool:
     return sql.split(" ", 1)[0].upper() in {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
 
 
+def _locks_periods(sql: str) -> bool:
+    """A row-locking read of budget periods (FOR UPDATE or FOR NO KEY UPDATE, with or without OF)."""
+    return (
+        sql.startswith("SELECT")
+        and '"budgets_budgetperiod"' in sql
+        and re.search(r" FOR (NO KEY )?UPDATE", sql)
+    )
+
+
 def _after_period_lock(statements: list[str]) -> int:
     """Statements from the budget period SELECT ... FOR UPDATE up to and including COMMIT."""
     for index, sql in enumerate(statements):
-        if '"budgets_budgetperiod"' in sql and sql.rstrip().endswith("FOR UPDATE"):
+        if _locks_periods(sql):
             return len(statements) - index
     return 0
 
