@@ -40,6 +40,8 @@ from costswitch.money import ZERO
 
 # A report dated further ahead than this is a clock error, not a future charge.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
+# Concurrent batches sharing request ids: each conflict costs one more pass, which then replays them.
+INSERT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -374,13 +376,15 @@ def usage_record_many(
     fresh = list({r.request_id: r for r in reports if r.request_id not in known}.values())
     chains = _chains_for(principal, fresh)
     period_ids = _periods_for(fresh, chains, now)
-    try:
-        with transaction.atomic():
-            return _record_many(principal, reports, chains, period_ids, source, now)
-    except IntegrityError:
-        # Another writer recorded one of these request ids meanwhile: one more pass replays it.
-        with transaction.atomic():
-            return _record_many(principal, reports, chains, period_ids, source, now)
+    for attempt in range(INSERT_ATTEMPTS):
+        try:
+            with transaction.atomic():
+                return _record_many(principal, reports, chains, period_ids, source, now)
+        except IntegrityError:
+            # Another writer recorded one of these request ids meanwhile: the next pass replays it.
+            if attempt == INSERT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -476,7 +480,8 @@ def _record_many(
             charges[period_id].append(record)
 
     _lock_periods(charges.keys())
-    UsageRecord.objects.bulk_create([record for _, _, record in fresh])
+    # Inserting in request id order means two batches sharing ids wait on each other, never in a cycle.
+    UsageRecord.objects.bulk_create(sorted((record for _, _, record in fresh), key=lambda r: r.request_id))
     UsageCharge.objects.bulk_create(
         UsageCharge(usage=record, period_id=period_id, amount=record.cost)
         for period_id, records in charges.items()
