@@ -36,7 +36,7 @@ from budgets.models import (
 from budgets.principals import Principal, attribution_for
 from budgets.services.periods import period_get_or_open
 from costswitch.errors import BudgetExceeded, Conflict, NotFound, ValidationFailed
-from costswitch.money import ZERO
+from costswitch.money import ZERO, display_decimal
 
 # A report dated further ahead than this is a clock error, not a future charge.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -199,7 +199,8 @@ def _authorize(
             available = max(period.limit - period.spent - period.reserved, ZERO)
             budget = period.budget
             raise BudgetExceeded(
-                f"Budget {budget.name!r} has {available} left in this period; the request needs {amount}.",
+                f"Budget {budget.name!r} has {display_decimal(available)} left in this period; "
+                f"the request needs {display_decimal(amount)}.",
                 details={"budget_id": budget.pk, "available": available, "requested": amount},
             )
     reservation = Reservation.objects.create(
