@@ -5,11 +5,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
-from budgets.choices import STATUS_ORDER, BudgetStatus, ScopeType, ThresholdAction
-from budgets.models import Budget, BudgetPeriod, Reservation, UsageRecord
+from budgets.choices import STATUS_ORDER, BudgetStatus, ReservationState, ScopeType, ThresholdAction
+from budgets.models import Budget, BudgetPeriod, Reservation, ReservationHold, UsageCharge, UsageRecord
 from budgets.periods import period_bounds
 from budgets.principals import Principal
 from costswitch.errors import NotFound
@@ -249,3 +249,51 @@ _SCOPE_FIELD = {
     ScopeType.TEAM: "team_id",
     ScopeType.USER: "user_id",
 }
+
+
+@dataclass(frozen=True)
+class PeriodDrift:
+    """A period whose cached aggregates disagree with the ledger rows behind them."""
+
+    period_id: int
+    budget_id: int
+    spent: Decimal
+    charged: Decimal
+    reserved: Decimal
+    held: Decimal
+
+
+def ledger_drift(*, open_only: bool = False) -> list[PeriodDrift]:
+    """Periods where `spent` differs from the sum of their charges or `reserved` from the holds of
+    pending reservations. Empty on a healthy ledger; two aggregate queries whatever its size."""
+    periods = BudgetPeriod.objects.all()
+    if open_only:
+        periods = periods.filter(closed_at__isnull=True)
+    charged = dict(
+        UsageCharge.objects.filter(period__in=periods)
+        .values("period_id")
+        .annotate(total=Sum("amount"))
+        .values_list("period_id", "total")
+    )
+    held = dict(
+        ReservationHold.objects.filter(period__in=periods, reservation__state=ReservationState.PENDING)
+        .values("period_id")
+        .annotate(total=Sum("amount"))
+        .values_list("period_id", "total")
+    )
+    drift = []
+    for period in periods.only("pk", "budget_id", "spent", "reserved").order_by("pk"):
+        spent_in_ledger = charged.get(period.pk, ZERO)
+        held_in_ledger = held.get(period.pk, ZERO)
+        if period.spent != spent_in_ledger or period.reserved != held_in_ledger:
+            drift.append(
+                PeriodDrift(
+                    period.pk,
+                    period.budget_id,
+                    period.spent,
+                    spent_in_ledger,
+                    period.reserved,
+                    held_in_ledger,
+                )
+            )
+    return drift

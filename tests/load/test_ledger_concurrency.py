@@ -17,6 +17,7 @@ from django.db.models import Sum
 from budgets.choices import ReservationState
 from budgets.models import ApiKey, BudgetPeriod, Reservation, ReservationHold, UsageCharge
 from budgets.principals import principal_for_api_key
+from budgets.selectors import ledger_drift
 from budgets.services.ledger import (
     UsageReport,
     reservation_authorize,
@@ -105,5 +106,6 @@ def test_concurrent_processes_never_overspend_and_aggregates_equal_the_ledger(wo
         assert period.spent == charged
         assert period.reserved == 0
     assert not Reservation.objects.filter(state=ReservationState.PENDING).exists()
+    assert ledger_drift() == []
     settled_holds = ReservationHold.objects.filter(reservation__state=ReservationState.SETTLED).count()
     assert settled_holds == 2 * outcomes.count("settled")

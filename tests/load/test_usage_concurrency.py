@@ -12,6 +12,7 @@ from django.db.models import Sum
 
 from budgets.models import ApiKey, BudgetPeriod, UsageCharge, UsageRecord
 from budgets.principals import principal_for_api_key
+from budgets.selectors import ledger_drift
 from budgets.services.ledger import UsageReport, usage_record_many
 from tests.budgets.factories import BudgetFactory, make_api_key, team_budget
 
@@ -75,6 +76,7 @@ def test_concurrent_overlapping_batches_charge_each_request_once(world):
     assert not errors, errors[0]
     distinct = {report.request_id: report.cost for index in range(BATCHES) for report in _batch(index)}
     assert UsageRecord.objects.count() == len(distinct)
+    assert ledger_drift() == []
     expected = sum(distinct.values())
     for budget in budgets:
         period = BudgetPeriod.objects.get(budget=budget)
