@@ -4,6 +4,7 @@ Money rules live in `budgets.services`; these models hold fields, constraints an
 """
 
 import zoneinfo
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -12,13 +13,13 @@ from django.db import models
 from django.db.models import Q
 
 from budgets.choices import (
-    ORG_WIDE_ROLES,
     PeriodKind,
     ReservationState,
     Role,
     ScopeType,
     UsageSource,
 )
+from budgets.periods import period_bounds
 from costswitch.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
 
@@ -114,10 +115,6 @@ class Membership(models.Model):
     def __str__(self) -> str:
         return f"{self.user} in {self.team} as {self.get_role_display()}"
 
-    @property
-    def is_org_wide(self) -> bool:
-        return self.role in ORG_WIDE_ROLES
-
     def clean(self) -> None:
         if self.user.organization_id != self.team.organization_id:
             raise ValidationError("A user can only join teams of their own organization.")
@@ -210,6 +207,16 @@ class Budget(models.Model):
             ScopeType.TEAM: self.team_id,
             ScopeType.USER: self.user_id,
         }[self.scope_type]
+
+    def period_bounds_at(self, moment: datetime) -> tuple[datetime, datetime] | None:
+        """[start, end) of this budget's period containing `moment`; None when not in force then."""
+        return period_bounds(
+            self.period,
+            moment,
+            self.organization.tzinfo,
+            budget_starts_at=self.starts_at,
+            budget_ends_at=self.ends_at,
+        )
 
     @property
     def scope_name(self) -> str:

@@ -28,14 +28,6 @@ class Principal:
     lead_team_ids: frozenset[int] = field(default_factory=frozenset)
     member_team_ids: frozenset[int] = field(default_factory=frozenset)
 
-    @property
-    def is_critical(self) -> bool:
-        return bool(self.api_key and self.api_key.critical)
-
-    @property
-    def can_manage_anything(self) -> bool:
-        return self.org_wide or bool(self.lead_team_ids)
-
     @cached_property
     def visible_user_ids(self) -> frozenset[int] | None:
         """None means every user of the organization."""
@@ -54,13 +46,9 @@ class Principal:
             return frozenset({self.team.pk}) if self.team and not self.user else frozenset()
         return self.member_team_ids | self.lead_team_ids
 
-    @property
-    def sees_organization_scope(self) -> bool:
-        return self.org_wide
-
     def can_see_scope(self, scope_type: str, scope_id: int) -> bool:
         if scope_type == ScopeType.ORGANIZATION:
-            return self.sees_organization_scope and scope_id == self.organization.pk
+            return self.org_wide and scope_id == self.organization.pk
         ids = self.visible_team_ids if scope_type == ScopeType.TEAM else self.visible_user_ids
         return ids is None or scope_id in ids
 

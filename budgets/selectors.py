@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from budgets.choices import STATUS_ORDER, BudgetStatus, ReservationState, ScopeType, ThresholdAction
 from budgets.models import Budget, BudgetPeriod, Reservation, ReservationHold, UsageCharge, UsageRecord
-from budgets.periods import period_bounds
 from budgets.principals import Principal
 from costswitch.errors import NotFound
 from costswitch.money import ZERO, quantize_money
@@ -136,13 +135,7 @@ def cost_restrictions(budgets_and_actions: list[tuple[Budget, set[str]]]) -> dic
 
 
 def _current_period(budget: Budget, now: datetime) -> tuple[BudgetPeriod | None, tuple | None]:
-    bounds = period_bounds(
-        budget.period,
-        now,
-        budget.organization.tzinfo,
-        budget_starts_at=budget.starts_at,
-        budget_ends_at=budget.ends_at,
-    )
+    bounds = budget.period_bounds_at(now)
     if bounds is None:
         return None, None
     period = BudgetPeriod.objects.filter(budget=budget, starts_at=bounds[0]).first()

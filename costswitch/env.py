@@ -1,7 +1,6 @@
 """Typed environment readers that fail loudly, so a bad deployment stops at start-up."""
 
 import os
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -41,14 +40,6 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def env_decimal(name: str, default: str) -> Decimal:
-    raw = os.environ.get(name, default)
-    try:
-        return Decimal(raw)
-    except InvalidOperation as exc:
-        raise ImproperlyConfigured(f"{name} must be a decimal number, got {raw!r}") from exc
 
 
 def env_list(name: str, default: str = "") -> list[str]:

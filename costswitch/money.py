@@ -6,8 +6,6 @@ MONEY_MAX_DIGITS = 20
 MONEY_DECIMAL_PLACES = 9
 MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_DECIMAL_PLACES)
 ZERO = Decimal(0)
-# The largest amount a DecimalField(20, 9) can hold; anything above is rejected at the edge.
-MONEY_MAX = Decimal("99999999999.999999999")
 
 
 def quantize_money(value: Decimal) -> Decimal:

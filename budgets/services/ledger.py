@@ -227,13 +227,6 @@ def _request_id_taken(request_id: str) -> Conflict:
     return Conflict(f"Request id {request_id!r} is already in use.", code="idempotency_conflict")
 
 
-def reservation_get(*, principal: Principal, reservation_id: int) -> Reservation:
-    reservation = Reservation.objects.filter(pk=reservation_id, organization=principal.organization).first()
-    if reservation is None or not _may_touch(principal, reservation):
-        raise NotFound(f"Reservation {reservation_id} not found.")
-    return reservation
-
-
 def _may_touch(principal: Principal, reservation: Reservation | UsageRecord) -> bool:
     """The caller who holds a reservation, or anyone managing its team or user, may settle it (and
     replay its request id; the same goes for a usage record)."""
