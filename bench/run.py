@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "costswitch.settings")
     # DEBUG keeps every SQL statement in memory and would slow the clients down: benchmarks never use it.
     os.environ["DEBUG"] = "0"
+    os.environ.setdefault("SECRET_KEY", "benchmark-only-not-secret")
     needs_database = any(SECTIONS[name].needs_database for name in selected)
     database = None
     if needs_database:

@@ -1,10 +1,14 @@
 """`Authorization: Bearer <key>` authentication for API keys (service accounts and personal keys)."""
 
+from datetime import timedelta
+
 from django.apps import apps
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from costswitch.keys import KEY_PREFIX, hash_api_key
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class ServiceAccount:
@@ -44,10 +48,14 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             )
         except ApiKey.DoesNotExist:
             raise exceptions.AuthenticationFailed("Unknown API key.") from None
-        if api_key.revoked_at is not None or (api_key.expires_at and api_key.expires_at <= timezone.now()):
+        now = timezone.now()
+        if api_key.revoked_at is not None or (api_key.expires_at and api_key.expires_at <= now):
             raise exceptions.AuthenticationFailed("This API key is revoked or expired.")
         if api_key.user is not None and not api_key.user.is_active:
             raise exceptions.AuthenticationFailed("The user of this API key is inactive.")
+        if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
+            # At most one write a minute per key: "last used" for admins, not a per-request cost.
+            ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         user = api_key.user or ServiceAccount(api_key)
         return user, api_key
 

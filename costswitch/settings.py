@@ -17,10 +17,9 @@ VAR_DIR = Path(env_str("COSTSWITCH_VAR_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG and not env_bool("COSTSWITCH_INSECURE_DEV_KEY", True):
-        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set")
-    # Development only: production sets COSTSWITCH_INSECURE_DEV_KEY=0 and a real SECRET_KEY.
-    SECRET_KEY = "dev-insecure-costswitch-key-do-not-use-in-production"
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) must be set when DEBUG is off")
+    SECRET_KEY = "dev-insecure-costswitch-key-do-not-use-in-production"  # DEBUG=1 only
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")

@@ -1,5 +1,9 @@
 """Test settings: the real settings, with Celery eager and a fast password hasher."""
 
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-not-secret")
+
 from costswitch.settings import *  # noqa: F403
 
 CELERY_TASK_ALWAYS_EAGER = True

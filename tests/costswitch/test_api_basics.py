@@ -72,3 +72,11 @@ def test_an_unknown_api_url_gets_a_json_404(client):
 
 def test_a_non_numeric_id_is_a_404_not_a_crash(team_key):
     assert client_with_key(team_key[1]).get("/api/v1/budgets/abc").status_code == 404
+
+
+def test_it_records_when_a_key_was_last_used(team_key):
+    api_key, secret = team_key
+    assert api_key.last_used_at is None
+    client_with_key(secret).get("/api/v1/budgets")
+    api_key.refresh_from_db()
+    assert api_key.last_used_at is not None
