@@ -370,15 +370,14 @@ def usage_record_many(
     fresh = list({r.request_id: r for r in reports if r.request_id not in known}.values())
     chains = _chains_for(principal, fresh)
     period_ids = _periods_for(fresh, chains, now)
-    for attempt in range(INSERT_ATTEMPTS):
+    for _ in range(INSERT_ATTEMPTS - 1):
         try:
             with transaction.atomic():
                 return _record_many(principal, reports, chains, period_ids, source, now)
         except IntegrityError:
-            # Another writer recorded one of these request ids meanwhile: the next pass replays it.
-            if attempt == INSERT_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+            continue  # another writer recorded one of these request ids meanwhile: the next pass replays it
+    with transaction.atomic():
+        return _record_many(principal, reports, chains, period_ids, source, now)
 
 
 @dataclass
