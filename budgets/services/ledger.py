@@ -421,10 +421,21 @@ def _known_records(principal: Principal, reports: list[UsageReport]) -> dict[str
             organization=principal.organization, request_id__in={report.request_id for report in reports}
         )
     }
+    held = dict(
+        Reservation.objects.filter(
+            organization=principal.organization,
+            request_id__in={report.request_id for report in reports} - set(existing),
+        ).values_list("request_id", "pk")
+    )
     first_in_batch: dict[str, UsageReport] = {}
     for report in reports:
         known = existing.get(report.request_id)
         earlier = first_in_batch.setdefault(report.request_id, report)
+        if report.request_id in held:
+            raise Conflict(
+                f"Request {report.request_id!r} has reservation {held[report.request_id]}; settle that.",
+                code="request_id_reserved",
+            )
         if known is not None and not _may_touch(principal, known):
             raise _request_id_taken(report.request_id)
         if known is not None and not report.matches(known):

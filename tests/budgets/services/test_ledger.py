@@ -153,3 +153,16 @@ def test_period_aggregates_equal_the_ledger(world, chain, team_key):
         period = period_of(budget)
         charged = UsageCharge.objects.filter(period=period).aggregate(total=Sum("amount"))["total"]
         assert period.spent == charged == Decimal("9.99999999")
+
+
+def test_direct_usage_with_a_reserved_request_id_is_refused(world, chain):
+    bob = principal_for_user(world.bob)
+    reservation = reservation_authorize(principal=bob, request_id="r1", amount=Decimal("5")).reservation
+    report = UsageReport(request_id="r1", cost=Decimal("1"), model="m")
+    with pytest.raises(Conflict) as refused:
+        usage_record_many(principal=bob, reports=[report])
+    assert refused.value.code == "request_id_reserved"
+    assert not UsageRecord.objects.exists()
+    usage = reservation_settle(principal=bob, reservation_id=reservation.pk, report=report).usage
+    replay = usage_record_many(principal=bob, reports=[report])  # after settling, a retry replays it
+    assert (replay.replayed, replay.records[0].pk) == (1, usage.pk)
