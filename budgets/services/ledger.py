@@ -113,6 +113,11 @@ def _locked(periods: QuerySet[BudgetPeriod]) -> dict[int, BudgetPeriod]:
     return {period.pk: period for period in locked}
 
 
+def _in_force(moment: datetime) -> Q:
+    """Periods that contain `moment` ([start, end))."""
+    return Q(starts_at__lte=moment, ends_at__gt=moment)
+
+
 def _lock_periods(period_ids) -> dict[int, BudgetPeriod]:
     return _locked(BudgetPeriod.objects.filter(pk__in=set(period_ids)))
 
@@ -123,7 +128,7 @@ def _chain_with_open_periods(
     """The chain's budgets, with their periods at `moment` opened. Call it before any lock is taken:
     a writer that inserted a period row and then waited for a row lock could deadlock with one
     that holds the row lock and waits for that insert. One query when every period is open."""
-    in_force = BudgetPeriod.objects.filter(budget=OuterRef("pk"), starts_at__lte=moment, ends_at__gt=moment)
+    in_force = BudgetPeriod.objects.filter(_in_force(moment), budget=OuterRef("pk"))
     budgets = list(
         chain_budgets(organization=organization, team=team, user=user).annotate(
             has_open_period=Exists(in_force)
@@ -136,8 +141,9 @@ def _chain_with_open_periods(
 
 
 def _lock_chain_periods(budgets: list[Budget], moment: datetime) -> dict[int, BudgetPeriod]:
-    in_force = BudgetPeriod.objects.filter(budget__in=budgets, starts_at__lte=moment, ends_at__gt=moment)
-    return _locked(in_force.select_related("budget"))
+    return _locked(
+        BudgetPeriod.objects.filter(_in_force(moment), budget__in=budgets).select_related("budget")
+    )
 
 
 def reservation_authorize(
@@ -162,14 +168,23 @@ def reservation_authorize(
     if UsageRecord.objects.filter(organization=organization, request_id=request_id).exists():
         raise Conflict(f"Request {request_id!r} is already charged.", code="request_already_charged")
     team, user = attribution_for(principal, team_id=team_id, user_id=user_id)
-    ttl = ttl_seconds or settings.COSTSWITCH_RESERVATION_TTL_SECONDS
     now = timezone.now()
     budgets = _chain_with_open_periods(organization=organization, team=team, user=user, moment=now)
+    reservation = Reservation(
+        organization=organization,
+        team=team,
+        user=user,
+        api_key=principal.api_key,
+        request_id=request_id,
+        amount=amount,
+        model=model,
+        metadata=metadata or {},
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl_seconds or settings.COSTSWITCH_RESERVATION_TTL_SECONDS),
+    )
     try:
         with transaction.atomic():
-            reservation = _authorize(
-                principal, organization, team, user, budgets, request_id, amount, model, ttl, metadata, now
-            )
+            _hold(reservation, budgets)
     except IntegrityError:
         # A concurrent retry with the same request id won the insert; answer as its replay.
         existing = Reservation.objects.filter(organization=organization, request_id=request_id).first()
@@ -190,10 +205,10 @@ def _replayed_reservation(principal: Principal, existing: Reservation, amount: D
     return existing
 
 
-def _authorize(
-    principal, organization, team, user, budgets, request_id, amount, model, ttl, metadata, now
-) -> Reservation:
-    locked = _lock_chain_periods(budgets, now)
+def _hold(reservation: Reservation, budgets: list[Budget]) -> None:
+    """Save `reservation` with a hold on each budget's current period, if every one has room."""
+    amount = reservation.amount
+    locked = _lock_chain_periods(budgets, reservation.created_at)
     for period in locked.values():
         if period.spent + period.reserved + amount > period.limit:
             available = max(period.limit - period.spent - period.reserved, ZERO)
@@ -203,23 +218,11 @@ def _authorize(
                 f"the request needs {display_decimal(amount)}.",
                 details={"budget_id": budget.pk, "available": available, "requested": amount},
             )
-    reservation = Reservation.objects.create(
-        organization=organization,
-        team=team,
-        user=user,
-        api_key=principal.api_key,
-        request_id=request_id,
-        amount=amount,
-        model=model,
-        metadata=metadata or {},
-        created_at=now,
-        expires_at=now + timedelta(seconds=ttl),
-    )
+    reservation.save(force_insert=True)
     ReservationHold.objects.bulk_create(
         ReservationHold(reservation=reservation, period_id=pk, amount=amount) for pk in locked
     )
     BudgetPeriod.objects.filter(pk__in=list(locked)).update(reserved=F("reserved") + amount)
-    return reservation
 
 
 def _request_id_taken(request_id: str) -> Conflict:
