@@ -42,6 +42,7 @@ class Section:
 
 SECTIONS: dict[str, Section] = {
     "ledger": Section("bench.ledger", needs_database=True),
+    "tokens": Section("bench.tokens", needs_database=False),
 }
 
 

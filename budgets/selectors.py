@@ -5,11 +5,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import Avg, Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from budgets.choices import STATUS_ORDER, BudgetStatus, ReservationState, ScopeType, ThresholdAction
-from budgets.models import Budget, BudgetPeriod, Reservation, ReservationHold, UsageCharge, UsageRecord
+from budgets.models import (
+    Budget,
+    BudgetPeriod,
+    Organization,
+    Reservation,
+    ReservationHold,
+    Team,
+    UsageCharge,
+    UsageRecord,
+    User,
+)
 from budgets.principals import Principal
 from costswitch.errors import NotFound
 from costswitch.money import ZERO, quantize_money
@@ -235,6 +245,58 @@ def scope_status(*, principal: Principal, scope_type: str, scope_id: int, now=No
         aggregate_status=worst_status(r.status for r in reports),
         cost_restrictions=cost_restrictions(crossed),
     )
+
+
+def chain_budgets(*, organization: Organization, team: Team | None, user: User | None) -> QuerySet[Budget]:
+    """Active budgets that a charge by (team, user) counts against: the user's, the team's, the org's."""
+    scope = Q(scope_type=ScopeType.ORGANIZATION)
+    if team is not None:
+        scope |= Q(scope_type=ScopeType.TEAM, team=team)
+    if user is not None:
+        scope |= Q(scope_type=ScopeType.USER, user=user)
+    return Budget.objects.filter(scope, organization=organization, is_active=True).select_related(
+        "organization"
+    )
+
+
+@dataclass
+class ChainStatusReport:
+    """Where the caller's next request would be charged: every budget of its chain, and the one
+    with the least room left (the budget that decides whether a request fits)."""
+
+    budgets: list[BudgetStatusReport]
+    tightest: BudgetStatusReport | None
+    aggregate_status: str
+    cost_restrictions: dict
+
+
+def chain_status(*, principal: Principal, now: datetime | None = None) -> ChainStatusReport:
+    budgets = chain_budgets(organization=principal.organization, team=principal.team, user=principal.user)
+    reports = [budget_status(budget=budget, now=now) for budget in budgets.prefetch_related("thresholds")]
+    crossed = [
+        (report.budget, {a for alert in report.active_alerts for a in alert["actions"]}) for report in reports
+    ]
+    return ChainStatusReport(
+        budgets=reports,
+        tightest=min(reports, key=lambda r: (r.remaining, r.budget.pk), default=None),
+        aggregate_status=worst_status(r.status for r in reports),
+        cost_restrictions=cost_restrictions(crossed),
+    )
+
+
+@dataclass(frozen=True)
+class OutputTokenStats:
+    samples: int
+    mean: Decimal | None
+
+
+def recent_output_tokens(*, organization: Organization, task_type: str, since: datetime) -> OutputTokenStats:
+    """How long answers to this task type have been lately in this organization (from the ledger)."""
+    row = UsageRecord.objects.filter(
+        organization=organization, task_type=task_type, occurred_at__gte=since, output_tokens__gt=0
+    ).aggregate(samples=Count("pk"), mean=Avg("output_tokens"))
+    mean = row["mean"]
+    return OutputTokenStats(samples=row["samples"], mean=None if mean is None else Decimal(str(mean)))
 
 
 _SCOPE_FIELD = {

@@ -4,6 +4,7 @@ The embedded default needs no servers: SQLite, local-memory cache and a filesyst
 DATABASE_URL and REDIS_URL switch to PostgreSQL and Redis.
 """
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -117,6 +118,11 @@ CELERY_BEAT_SCHEDULE = {
     "expire-reservations": {"task": "budgets.tasks.expire_reservations", "schedule": 60.0},
 }
 
+# tiktoken's encoding files ship with the code (see models_registry/encodings/README.md).
+TIKTOKEN_CACHE_DIR = env_str("TIKTOKEN_CACHE_DIR", str(BASE_DIR / "models_registry" / "encodings"))
+# tiktoken reads its cache folder from the environment only; without it, it downloads the files.
+os.environ["TIKTOKEN_CACHE_DIR"] = TIKTOKEN_CACHE_DIR
+
 # --- API ------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -151,6 +157,12 @@ SPECTACULAR_SETTINGS = {
 COSTSWITCH_CURRENCY = env_str("COSTSWITCH_CURRENCY", "USD")
 COSTSWITCH_RESERVATION_TTL_SECONDS = env_int("COSTSWITCH_RESERVATION_TTL_SECONDS", 600)
 COSTSWITCH_MAX_BATCH_SIZE = env_int("COSTSWITCH_MAX_BATCH_SIZE", 1000)
+# Prompts longer than this (characters, all messages together) are refused before counting tokens:
+# the largest context windows (2M tokens) stay well inside it.
+COSTSWITCH_MAX_PROMPT_CHARS = env_int("COSTSWITCH_MAX_PROMPT_CHARS", 8_000_000)
+# Shared secret for signed inbound webhooks; webhooks answer 503 until it is set.
+COSTSWITCH_WEBHOOK_SECRET = env_str("COSTSWITCH_WEBHOOK_SECRET", "")
+COSTSWITCH_WEBHOOK_MAX_BYTES = env_int("COSTSWITCH_WEBHOOK_MAX_BYTES", 1024 * 1024)
 
 # --- Internationalisation, static -----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -9,6 +9,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/v1/", include(("selection.api.urls", "selection"), namespace="selection-api")),
+    path("api/v1/", include(("models_registry.api.urls", "models_registry"), namespace="models-api")),
     path("api/v1/", include(("budgets.api.urls", "budgets"), namespace="budgets-api")),
 ]
 

@@ -1,19 +1,8 @@
 import django_filters
-from djangorestframework_camel_case.settings import api_settings
-from djangorestframework_camel_case.util import underscoreize
 
 from budgets.choices import PeriodKind, ReservationState, ScopeType, UsageSource
 from budgets.models import Budget, Reservation, UsageRecord
-
-
-class CamelCaseFilterSet(django_filters.FilterSet):
-    """Query parameters are camelCase like the JSON bodies (`?scopeType=team`); without this they
-    would be silently ignored and the whole list returned. snake_case names keep working."""
-
-    def __init__(self, data=None, *args, **kwargs):
-        if data is not None:
-            data = underscoreize(data, **api_settings.JSON_UNDERSCOREIZE)
-        super().__init__(data, *args, **kwargs)
+from costswitch.api.filters import CamelCaseFilterSet
 
 
 class BudgetFilterSet(CamelCaseFilterSet):

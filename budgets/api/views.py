@@ -16,13 +16,8 @@ from budgets.models import Budget, Reservation, ReservationHold, UsageRecord
 from budgets.principals import principal_from_request
 from budgets.services import budgets as budget_services
 from budgets.services import ledger
+from costswitch.api.serializers import validated
 from costswitch.errors import ValidationFailed
-
-
-def _validated(serializer_class, data, **kwargs) -> dict:
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class BudgetViewSet(viewsets.ModelViewSet):
@@ -46,7 +41,7 @@ class BudgetViewSet(viewsets.ModelViewSet):
 
     @extend_schema(request=s.BudgetInputSerializer, responses={201: s.BudgetOutputSerializer})
     def create(self, request):
-        data = _validated(s.BudgetInputSerializer, request.data)
+        data = validated(s.BudgetInputSerializer, request.data)
         budget = budget_services.budget_create(
             principal=principal_from_request(request),
             name=data["name"],
@@ -66,7 +61,7 @@ class BudgetViewSet(viewsets.ModelViewSet):
     @extend_schema(request=s.BudgetUpdateSerializer, responses=s.BudgetOutputSerializer)
     def update(self, request, pk=None, partial=False):
         budget = self.get_object()
-        data = dict(_validated(s.BudgetUpdateSerializer, request.data))
+        data = dict(validated(s.BudgetUpdateSerializer, request.data))
         budget = budget_services.budget_update(
             principal=principal_from_request(request), budget=budget, **data
         )
@@ -116,7 +111,7 @@ class UsageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         body = request.data
         batch = isinstance(body, list) or (isinstance(body, dict) and "items" in body)
         if batch:
-            items = _validated(
+            items = validated(
                 s.UsageBatchInputSerializer, {"items": body} if isinstance(body, list) else body
             )
             items = items["items"]
@@ -127,7 +122,7 @@ class UsageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             idempotency_key = request.headers.get("Idempotency-Key")
             if idempotency_key and "request_id" not in body:
                 body["request_id"] = idempotency_key
-            items = [_validated(s.UsageInputSerializer, body)]
+            items = [validated(s.UsageInputSerializer, body)]
         reports = [ledger.UsageReport(**{k: v for k, v in item.items() if k != "currency"}) for item in items]
         result = ledger.usage_record_many(
             principal=principal_from_request(request),
@@ -168,7 +163,7 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     @extend_schema(request=s.AuthorizeInputSerializer, responses={201: s.ReservationOutputSerializer})
     def create(self, request):
-        data = _validated(s.AuthorizeInputSerializer, request.data)
+        data = validated(s.AuthorizeInputSerializer, request.data)
         result = ledger.reservation_authorize(principal=principal_from_request(request), **data)
         code = status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED
         return Response(self._output(result.reservation, replayed=result.replayed), status=code)
@@ -176,7 +171,7 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     @extend_schema(request=s.SettleInputSerializer, responses={201: s.UsageOutputSerializer})
     @action(detail=True, methods=["post"])
     def settle(self, request, pk=None):
-        data = _validated(s.SettleInputSerializer, request.data)
+        data = validated(s.SettleInputSerializer, request.data)
         result = ledger.reservation_settle(
             principal=principal_from_request(request),
             reservation_id=_int_id(pk),

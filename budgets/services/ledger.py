@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from budgets.choices import ReservationState, ScopeType, UsageSource
+from budgets.choices import ReservationState, UsageSource
 from budgets.models import (
     Budget,
     BudgetPeriod,
@@ -34,6 +34,7 @@ from budgets.models import (
     User,
 )
 from budgets.principals import Principal, attribution_for
+from budgets.selectors import chain_budgets
 from budgets.services.periods import period_get_or_open
 from costswitch.errors import BudgetExceeded, Conflict, NotFound, ValidationFailed
 from costswitch.money import ZERO, display_decimal
@@ -92,18 +93,6 @@ class UsageResult:
     records: list[UsageRecord]
     created: int
     replayed: int
-
-
-def chain_budgets(*, organization: Organization, team: Team | None, user: User | None) -> QuerySet[Budget]:
-    """Active budgets that a charge by (team, user) counts against: the user's, the team's, the org's."""
-    scope = Q(scope_type=ScopeType.ORGANIZATION)
-    if team is not None:
-        scope |= Q(scope_type=ScopeType.TEAM, team=team)
-    if user is not None:
-        scope |= Q(scope_type=ScopeType.USER, user=user)
-    return Budget.objects.filter(scope, organization=organization, is_active=True).select_related(
-        "organization"
-    )
 
 
 def _locked(periods: QuerySet[BudgetPeriod]) -> dict[int, BudgetPeriod]:

@@ -27,3 +27,10 @@ class MoneyField(serializers.DecimalField):
         kwargs.setdefault("decimal_places", MONEY_DECIMAL_PLACES)
         kwargs.setdefault("min_value", 0)
         super().__init__(**kwargs)
+
+
+def validated(serializer_class, data, **kwargs) -> dict:
+    """Validate input with a serializer, raising the API's 400 on the first problem."""
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
