@@ -16,6 +16,7 @@ migrate: $(STAMP)
 	DEBUG=1 $(BIN)/python manage.py migrate --no-input
 
 demo: migrate
+	DEBUG=1 $(BIN)/python manage.py import_models
 	DEBUG=1 $(BIN)/python manage.py seed_demo
 
 run: demo

@@ -116,6 +116,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "expire-reservations": {"task": "budgets.tasks.expire_reservations", "schedule": 60.0},
+    "apply-due-price-changes": {"task": "models_registry.tasks.apply_due_price_changes", "schedule": 60.0},
 }
 
 # tiktoken's encoding files ship with the code (see models_registry/encodings/README.md).

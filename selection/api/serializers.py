@@ -36,6 +36,16 @@ IGNORED_OPENAI_PARAMS = [
 ]
 
 
+class PassThroughField(serializers.Field):
+    """Any JSON value, taken as it is (parameters that do not affect the estimate)."""
+
+    def to_internal_value(self, data):
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class MessageContentField(serializers.Field):
     """A string, a list of content parts ({"type": "text", "text": ...}, images...), or null."""
 
@@ -81,7 +91,7 @@ class ChatRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     def get_fields(self):
         fields = super().get_fields()
         for name in IGNORED_OPENAI_PARAMS:
-            fields[name] = serializers.JSONField(required=False, write_only=True)
+            fields[name] = PassThroughField(required=False, write_only=True)
         return fields
 
 

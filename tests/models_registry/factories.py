@@ -37,6 +37,7 @@ class ModelProfileFactory(factory.django.DjangoModelFactory):
     supports_json_mode = True
     quality_scores = factory.LazyFunction(
         lambda: dict.fromkeys(
-            ["chat", "code", "math", "reasoning", "summarization", "extraction", "translation", "creative"], 80
+            ["chat", "code", "math", "reasoning", "summarization", "extraction", "translation", "creative"],
+            80,
         )
     )

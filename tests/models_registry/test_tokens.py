@@ -63,8 +63,8 @@ def tiktoken_count(text: str, encoding: str) -> int:
 def long_conversation(marker: str = "") -> list[dict]:
     """A message list long enough to go through the cache."""
     return [
-        {"role": "system", "content": "You are a careful assistant. " * 40},
-        {"role": "user", "content": f"Summarise the following report {marker}. " + "Revenue grew. " * 150},
+        {"role": "system", "content": "You are a careful assistant."},
+        {"role": "user", "content": f"Summarise this report {marker}. " + "Revenue grew. " * CACHE_MIN_CHARS},
     ]
 
 
@@ -116,9 +116,7 @@ def test_it_adds_three_per_message_one_per_name_and_three_to_prime_the_reply():
         return tiktoken_count(text, "cl100k_base")
 
     expected = (
-        3
-        + (3 + n("system") + n("You are terse."))
-        + (3 + n("user") + n("alice") + 1 + n("hello world"))
+        3 + (3 + n("system") + n("You are terse.")) + (3 + n("user") + n("alice") + 1 + n("hello world"))
     )
     assert count_message_tokens(messages, tokenizer="cl100k_base") == expected
 
@@ -213,7 +211,9 @@ def test_the_second_count_is_served_from_the_cache(empty_cache):
     cache.set(key, 999_999)
     assert count_message_tokens(messages, tokenizer="o200k_base") == 999_999
     # A family on the same base shares the entry: only its factor is applied on top.
-    assert count_message_tokens(messages, tokenizer="claude") == math.ceil(999_999 * APPROXIMATIONS["claude"][1])
+    assert count_message_tokens(messages, tokenizer="claude") == math.ceil(
+        999_999 * APPROXIMATIONS["claude"][1]
+    )
 
 
 def test_different_content_gets_a_different_cache_entry(empty_cache):
@@ -230,7 +230,7 @@ def test_different_content_gets_a_different_cache_entry(empty_cache):
 
 
 def test_long_text_is_cached_and_short_inputs_are_not(empty_cache, monkeypatch):
-    long_text = "All work and no play makes Jack a dull boy. " * 100
+    long_text = "All work and no play makes Jack a dull boy. " * (CACHE_MIN_CHARS // 10)
     count_text_tokens(long_text, tokenizer="cl100k_base")
     assert cache.get(cache_key("cl100k_base", json.dumps(long_text, ensure_ascii=False))) is not None
 
