@@ -43,6 +43,7 @@ class Section:
 SECTIONS: dict[str, Section] = {
     "ledger": Section("bench.ledger", needs_database=True),
     "tokens": Section("bench.tokens", needs_database=False),
+    "estimates": Section("bench.estimates", needs_database=True),
 }
 
 

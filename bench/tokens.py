@@ -37,6 +37,9 @@ SENTENCES = (
     "Retries after provider errors count against the same budget as the original request.",
     "Summarise each invoice line, flag anything above the limit, and suggest a cheaper option.",
     "Latency matters less than cost for overnight batch jobs, so they can wait in the queue.",
+    "Which model is cheapest?",
+    "Answer in one line.",
+    "Keep the budget.",
 )
 
 LOAD_ENCODING = """

