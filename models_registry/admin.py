@@ -1,15 +1,22 @@
 """Django admin for providers and models. Price edits made here are recorded in the price history
 through `models_registry.services`, with the admin user as the author."""
 
+from django import forms
 from django.contrib import admin
+from django.db import models
 
 from models_registry.choices import PriceSource
 from models_registry.models import ModelFallback, ModelProfile, PriceChange, Provider
 from models_registry.services import PRICE_FIELDS, Prices, model_price_change, price_history_start
 
 
+# URLs without a scheme are read as https (Django 6's default), not http.
+HTTPS_URLS = {models.URLField: {"form_class": forms.URLField, "assume_scheme": "https"}}
+
+
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
+    formfield_overrides = HTTPS_URLS
     list_display = ["name", "display_name", "kind", "status", "base_url", "api_key_env"]
     list_filter = ["kind", "status"]
     search_fields = ["name", "display_name"]
@@ -77,6 +84,7 @@ class ModelProfileAdmin(admin.ModelAdmin):
     list_select_related = ["provider"]
     search_fields = ["id", "display_name", "family", "provider_model_name"]
     inlines = [ModelFallbackInline, PriceChangeInline]
+    formfield_overrides = HTTPS_URLS
     readonly_fields = ["created_at", "updated_at"]
 
     def save_model(self, request, obj, form, change) -> None:
