@@ -86,8 +86,9 @@ def render(result: dict) -> str:
         for name, summary in result["latency_ms"].items()
     ]
     table = format_table(["case", "p50 ms", "p99 ms", "max ms"], rows)
+    config = result["config"]
     return (
-        f"{table}\n{len(result['config']['models'])} models, tokenizers {', '.join(result['config']['tokenizers'])}; "
+        f"{table}\n{len(config['models'])} models, tokenizers {', '.join(config['tokenizers'])}; "
         f"{result['queries_per_estimate']} SQL queries per estimate"
     )
 

