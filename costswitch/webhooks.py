@@ -83,24 +83,29 @@ def verify_delivery(request: Request, *, now: datetime | None = None) -> SignedD
             f"Signed webhooks need the {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers.",
             code="signature_missing",
         )
-    if not timestamp.isdigit():
+    # isdigit() alone also accepts "²" and "١٢" (non-ASCII digits), which int() rejects or misreads.
+    if not (timestamp.isascii() and timestamp.isdigit()):
         raise SignatureRejected(f"{TIMESTAMP_HEADER} must be Unix seconds.", code="timestamp_invalid")
-    signed_at = datetime.fromtimestamp(int(timestamp), tz=UTC)
     now = now or timezone.now()
-    if abs(now - signed_at) > TOLERANCE:
+    # Compared as numbers first: a far-off timestamp would overflow datetime (or int()) into a 500.
+    if len(timestamp) > 12 or abs(now.timestamp() - int(timestamp)) > TOLERANCE.total_seconds():
         raise SignatureRejected(
             "The delivery's timestamp is more than 5 minutes away from now; sign it again and resend.",
             code="timestamp_out_of_tolerance",
         )
-    if not hmac.compare_digest(sign(body, timestamp, secret), signature.strip()):
+    signed_at = datetime.fromtimestamp(int(timestamp), tz=UTC)
+    # As bytes: compare_digest raises TypeError on a str with non-ASCII characters.
+    if not hmac.compare_digest(sign(body, timestamp, secret).encode(), signature.strip().encode()):
         raise SignatureRejected("The signature does not match the body and timestamp.")
     try:
-        payload = json.loads(body, parse_float=Decimal)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # Decoded as UTF-8 here, as it is stored: json.loads(bytes) would also accept UTF-16 and -32.
+        payload = json.loads(body.decode(), parse_float=Decimal)
+        if isinstance(payload, dict):
+            payload = underscoreize(payload)
+    except (ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, a 5000-digit number
         raise ValidationFailed(f"The body is not valid JSON: {exc}.", code="parse_error") from exc
     if not isinstance(payload, dict):
         raise ValidationFailed("The body must be a JSON object.")
-    payload = underscoreize(payload)
     if not isinstance(payload.get("event_id"), str) or not payload["event_id"].strip():
         raise ValidationFailed(
             "eventId is required: it makes re-sent events harmless.", details={"eventId": ["Required."]}

@@ -9,7 +9,6 @@ from models_registry.choices import PriceSource
 from models_registry.models import ModelFallback, ModelProfile, PriceChange, Provider
 from models_registry.services import PRICE_FIELDS, Prices, model_price_change, price_history_start
 
-
 # URLs without a scheme are read as https (Django 6's default), not http.
 HTTPS_URLS = {models.URLField: {"form_class": forms.URLField, "assume_scheme": "https"}}
 

@@ -21,6 +21,8 @@ class CamelCaseDecimalJSONParser(CamelCaseJSONParser):
             data = simplejson.loads(
                 stream.read().decode(encoding), parse_float=Decimal, parse_constant=_reject_constant
             )
+            return underscoreize(data, **api_settings.JSON_UNDERSCOREIZE)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"Malformed JSON: {exc}") from exc
-        return underscoreize(data, **api_settings.JSON_UNDERSCOREIZE)
+        except RecursionError as exc:  # absurdly deep nesting: refuse it, never a 500
+            raise ParseError("Malformed JSON: nested too deeply.") from exc

@@ -79,6 +79,11 @@ class ModelProfileViewSet(viewsets.ModelViewSet):
     @extend_schema(request=s.ModelProfileCreateSerializer, responses={201: s.ModelProfileSerializer})
     def create(self, request):
         data = validated(s.ModelProfileCreateSerializer, request.data)
+        if "effective_at" in data:
+            raise ValidationFailed(
+                "A new model's prices apply from now; schedule later changes with PATCH.",
+                details={"effectiveAt": ["Not allowed when creating a model."]},
+            )
         model = model_create(
             id=data["id"],
             provider=data["provider"],
@@ -96,6 +101,12 @@ class ModelProfileViewSet(viewsets.ModelViewSet):
         serializer = s.ModelProfileInputSerializer(instance=model, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        prices = _prices(data, model)
+        if "effective_at" in data and prices is None:
+            raise ValidationFailed(
+                "effectiveAt schedules a price change: send the new prices with it.",
+                details={"effectiveAt": ["Only allowed together with a price."]},
+            )
         if "id" in data and data["id"] != model.pk:
             raise ValidationFailed(
                 "A model's id cannot change; create a new model instead.",
@@ -105,7 +116,7 @@ class ModelProfileViewSet(viewsets.ModelViewSet):
         model_update(
             model=model,
             profile=_profile(data),
-            prices=_prices(data, model),
+            prices=prices,
             fallbacks=data.get("fallbacks"),
             provider=data.get("provider"),
             source=PriceSource.API,

@@ -45,7 +45,6 @@ class Command(BaseCommand):
         except DomainError as exc:
             raise CommandError(f"{exc.message} {exc.details or ''}".strip()) from exc
 
-        verb = "would be" if dry_run else "were"
         for name in report.providers_created:
             self.stdout.write(f"+ provider {name}")
         for model_id in report.created:
@@ -55,8 +54,8 @@ class Command(BaseCommand):
         summary = (
             f"{path.name} ({catalog.format}): {len(report.created)} created, {len(report.updated)} updated "
             f"({len(report.price_changes)} with new prices), {report.unchanged} unchanged, "
-            f"{report.skipped} skipped {verb} imported."
+            f"{report.skipped} skipped."
         )
         if dry_run:
-            summary = "Dry run, nothing written. " + summary
+            summary = f"Dry run, nothing written. {summary}"
         self.stdout.write(self.style.SUCCESS(summary))

@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from models_registry.choices import PriceSource, ProviderKind, Tokenizer
 from models_registry.models import ModelFallback, ModelProfile, PriceChange, Provider
-from models_registry.services import model_fallbacks_set, price_changes_apply_due
+from models_registry.services import Prices, model_fallbacks_set, model_update, price_changes_apply_due
 from tests.budgets.factories import UserFactory
 from tests.conftest import client_for, client_with_key
 from tests.models_registry.factories import ModelProfileFactory, ProviderFactory
@@ -30,6 +30,10 @@ PROVIDERS = "/api/v1/providers"
 # Queries of one list page, whatever the number of rows: the count, the page (with its provider) and
 # the prefetched fallback links. A session user costs none (force_authenticate).
 LIST_QUERIES = 3
+# The price history: the model (with its provider), its fallback links, the count and the page.
+HISTORY_QUERIES = 4
+# The providers: one query, unpaginated.
+PROVIDER_QUERIES = 1
 
 
 # --- fixtures and helpers ---------------------------------------------------------------------------
@@ -243,7 +247,9 @@ def test_money_is_rendered_as_exact_json_numbers(world, openai):
 
 
 def test_fallbacks_are_listed_in_their_chain_order(world, catalog):
-    model_fallbacks_set(model=catalog["gpt-4o"], fallback_ids=["claude-sonnet-4", "gpt-4o-mini", "gpt-3.5-turbo"])
+    model_fallbacks_set(
+        model=catalog["gpt-4o"], fallback_ids=["claude-sonnet-4", "gpt-4o-mini", "gpt-3.5-turbo"]
+    )
 
     rows = {row["id"]: row for row in client_for(world.bob).get(MODELS).json()["results"]}
     detail = client_for(world.bob).get(f"{MODELS}/gpt-4o").json()
@@ -257,7 +263,10 @@ def test_fallbacks_are_listed_in_their_chain_order(world, catalog):
     [
         ("", {"claude-haiku-3", "claude-sonnet-4", "gpt-3.5-turbo", "gpt-4o", "gpt-4o-mini"}),
         ("provider=anthropic", {"claude-haiku-3", "claude-sonnet-4"}),
-        ("provider=openai,anthropic", {"claude-haiku-3", "claude-sonnet-4", "gpt-3.5-turbo", "gpt-4o", "gpt-4o-mini"}),
+        (
+            "provider=openai,anthropic",
+            {"claude-haiku-3", "claude-sonnet-4", "gpt-3.5-turbo", "gpt-4o", "gpt-4o-mini"},
+        ),
         ("provider=mistral", set()),
         ("capability=vision", {"claude-sonnet-4", "gpt-4o"}),
         ("capability=tools,vision,jsonMode", {"gpt-4o"}),
@@ -287,7 +296,17 @@ def test_each_filter_narrows_the_list(world, catalog, query, expected):
 
 
 @pytest.mark.parametrize(
-    "query", ["capability=tools,telepathy", "tokenizer=morse", "maxInputPrice=cheap", "active=maybe"]
+    "query",
+    [
+        "capability=tools,telepathy",
+        "tokenizer=morse",
+        "maxInputPrice=cheap",
+        "minContextWindow=NaN",
+        "active=maybe",
+        "active=yes",
+        "provider=open%00ai",
+        "search=gpt%00",
+    ],
 )
 def test_a_bad_filter_is_refused_instead_of_listing_everything(world, catalog, query):
     response = client_for(world.bob).get(f"{MODELS}?{query}")
@@ -326,11 +345,44 @@ def test_the_list_runs_the_same_number_of_queries_for_3_and_10_models(world, ope
     assert many == (LIST_QUERIES, 10)
 
 
+def test_the_price_history_and_providers_run_the_same_number_of_queries_for_3_and_10_rows(world, gpt):
+    client = client_for(world.bob)
+
+    def queries(url: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    def add(start: int, count: int) -> None:
+        for n in range(start, start + count):
+            ProviderFactory(name=f"provider-{n:02d}")
+            model_update(
+                model=gpt,
+                prices=Prices(Decimal(n + 1), Decimal(10), None),
+                source="api",
+                changed_by=world.alice,
+            )
+
+    add(0, 3)
+    few = (queries(f"{MODELS}/gpt-4o/price-history"), queries(PROVIDERS))
+    add(3, 7)
+    many = (queries(f"{MODELS}/gpt-4o/price-history"), queries(PROVIDERS))
+
+    assert few == many == (HISTORY_QUERIES, PROVIDER_QUERIES)
+    assert PriceChange.objects.filter(model=gpt).count() == 10
+
+
 @pytest.mark.parametrize("caller", ["alice", "bob", "fiona", "omar", "team_key", "staff"])
 def test_every_authenticated_caller_reads_the_registry(world, team_key, staff, gpt, caller):
     client = client_for(staff) if caller == "staff" else non_staff_clients(world, team_key)[caller]
 
-    for url in [MODELS, f"{MODELS}/gpt-4o", f"{MODELS}/gpt-4o/price-history", PROVIDERS, f"{PROVIDERS}/openai"]:
+    for url in [
+        MODELS,
+        f"{MODELS}/gpt-4o",
+        f"{MODELS}/gpt-4o/price-history",
+        PROVIDERS,
+        f"{PROVIDERS}/openai",
+    ]:
         assert client.get(url).status_code == 200, url
 
 
@@ -456,8 +508,18 @@ def test_creating_an_existing_id_is_refused(staff, gpt):
     ("changes", "status", "code", "field"),
     [
         ({"inputPricePerMillion": -1}, 400, "validation_error", "inputPricePerMillion"),
-        ({"cachedInputPricePerMillion": Decimal("-0.01")}, 400, "validation_error", "cachedInputPricePerMillion"),
-        ({"outputPricePerMillion": Decimal("0.0000000001")}, 400, "validation_error", "outputPricePerMillion"),
+        (
+            {"cachedInputPricePerMillion": Decimal("-0.01")},
+            400,
+            "validation_error",
+            "cachedInputPricePerMillion",
+        ),
+        (
+            {"outputPricePerMillion": Decimal("0.0000000001")},
+            400,
+            "validation_error",
+            "outputPricePerMillion",
+        ),
         ({"outputPricePerMillion": "cheap"}, 400, "validation_error", "outputPricePerMillion"),
         ({"maxOutputTokens": 1_000_001}, 400, "validation_error", "maxOutputTokens"),
         ({"contextWindow": 0}, 400, "validation_error", "contextWindow"),
@@ -488,6 +550,13 @@ def test_bad_input_on_create_is_refused_and_writes_nothing(staff, gpt, changes, 
     assert field in error["details"]
     assert error["message"]
     assert registry_state() == before
+
+
+def test_a_deeply_nested_body_is_malformed_json_not_a_server_error(staff, openai):
+    response = send(client_for(staff), "post", MODELS, '{"notes": ' + "[" * 100_000 + "]" * 100_000 + "}")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_json"
 
 
 @pytest.mark.parametrize("missing", ["id", "provider", "contextWindow", "inputPricePerMillion"])
@@ -592,7 +661,12 @@ def test_patching_one_capability_keeps_the_others(staff, gpt):
     response = send(client_for(staff), "patch", f"{MODELS}/gpt-4o", {"capabilities": {"vision": True}})
 
     assert response.status_code == 200, response.content
-    assert response.json()["capabilities"] == {"tools": True, "vision": True, "jsonMode": True, "streaming": True}
+    assert response.json()["capabilities"] == {
+        "tools": True,
+        "vision": True,
+        "jsonMode": True,
+        "streaming": True,
+    }
 
 
 def test_patching_fallbacks_replaces_the_chain_in_the_given_order(staff, catalog):
@@ -603,9 +677,10 @@ def test_patching_fallbacks_replaces_the_chain_in_the_given_order(staff, catalog
 
     assert response.status_code == 200, response.content
     assert response.json()["fallbacks"] == ["claude-sonnet-4", "claude-haiku-3"]
-    assert list(
-        ModelFallback.objects.filter(model_id="gpt-4o").values_list("fallback_id", "position")
-    ) == [("claude-sonnet-4", 1), ("claude-haiku-3", 2)]
+    assert list(ModelFallback.objects.filter(model_id="gpt-4o").values_list("fallback_id", "position")) == [
+        ("claude-sonnet-4", 1),
+        ("claude-haiku-3", 2),
+    ]
 
 
 def test_a_patch_that_fails_half_way_changes_nothing(staff, catalog):
@@ -805,7 +880,11 @@ def test_the_price_history_lists_the_newest_change_first(staff, world, openai):
     body = payload(response)
     assert body["count"] == 3
     rows = body["results"]
-    assert [row["inputPricePerMillion"] for row in rows] == [Decimal("0.09"), Decimal("0.08"), Decimal("0.075")]
+    assert [row["inputPricePerMillion"] for row in rows] == [
+        Decimal("0.09"),
+        Decimal("0.08"),
+        Decimal("0.075"),
+    ]
     assert [row["oldInputPricePerMillion"] for row in rows] == [Decimal("0.08"), Decimal("0.075"), None]
     assert {row["changedBy"] for row in rows} == {"stan"}
     assert {row["source"] for row in rows} == {"api"}
@@ -825,7 +904,10 @@ def test_a_scheduled_price_heads_the_history_as_pending(staff, gpt):
 
     rows = client.get(f"{MODELS}/gpt-4o/price-history").json()["results"]
 
-    assert [(row["inputPricePerMillion"], row["appliedAt"] is None) for row in rows] == [(1, True), (2, False)]
+    assert [(row["inputPricePerMillion"], row["appliedAt"] is None) for row in rows] == [
+        (1, True),
+        (2, False),
+    ]
 
 
 def test_the_price_history_of_one_model_shows_only_its_changes(staff, catalog):
@@ -836,3 +918,16 @@ def test_the_price_history_of_one_model_shows_only_its_changes(staff, catalog):
     rows = client.get(f"{MODELS}/gpt-4o-mini/price-history").json()["results"]
 
     assert [row["model"] for row in rows] == ["gpt-4o-mini"]
+
+
+def test_effective_at_without_a_price_or_on_create_is_refused(staff, openai):
+    model = ModelProfileFactory(id="steady", provider=openai)
+    later = (timezone.now() + timedelta(days=1)).isoformat()
+    before = registry_state()
+
+    patch = send(client_for(staff), "patch", f"{MODELS}/{model.pk}", {"notes": "x", "effectiveAt": later})
+    create = send(client_for(staff), "post", MODELS, {**new_model(), "effectiveAt": later})
+
+    assert patch.status_code == create.status_code == 400
+    assert patch.json()["details"]["effectiveAt"] and create.json()["details"]["effectiveAt"]
+    assert registry_state() == before
