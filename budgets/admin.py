@@ -30,20 +30,7 @@ from budgets.models import (
 from budgets.principals import Principal
 from budgets.services.budgets import DEFAULT_THRESHOLD_SPECS, budget_create, budget_update
 from budgets.services.keys import api_key_create, api_key_revoke
-
-
-class ReadOnlyAdminMixin:
-    """The ledger is append-only: rows can be looked at, never added, edited or deleted here."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
+from costswitch.admin import ReadOnlyAdminMixin
 
 # --- Scopes ---------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 
+from costswitch.admin import ReadOnlyAdminMixin
 from models_registry.choices import PriceSource
 from models_registry.models import ModelFallback, ModelProfile, PriceChange, Provider
 from models_registry.services import PRICE_FIELDS, Prices, model_price_change, price_history_start
@@ -100,7 +101,7 @@ class ModelProfileAdmin(admin.ModelAdmin):
 
 
 @admin.register(PriceChange)
-class PriceChangeAdmin(admin.ModelAdmin):
+class PriceChangeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "model",
         "effective_at",
@@ -113,12 +114,3 @@ class PriceChangeAdmin(admin.ModelAdmin):
     list_filter = ["source", "model__provider"]
     list_select_related = ["model", "changed_by"]
     search_fields = ["model__id", "source_detail"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
