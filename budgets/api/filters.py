@@ -2,7 +2,7 @@ import django_filters
 
 from budgets.choices import PeriodKind, ReservationState, ScopeType, UsageSource
 from budgets.models import Budget, Reservation, UsageRecord
-from costswitch.api.filters import CamelCaseFilterSet
+from costswitch.api.filters import CamelCaseFilterSet, StrictBooleanFilter
 
 
 class BudgetFilterSet(CamelCaseFilterSet):
@@ -10,7 +10,7 @@ class BudgetFilterSet(CamelCaseFilterSet):
     period = django_filters.ChoiceFilter(choices=PeriodKind.choices)
     team = django_filters.NumberFilter(field_name="team_id")
     user = django_filters.NumberFilter(field_name="user_id")
-    is_active = django_filters.BooleanFilter()
+    is_active = StrictBooleanFilter()
     name = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:

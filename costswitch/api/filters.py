@@ -11,3 +11,17 @@ class CamelCaseFilterSet(django_filters.FilterSet):
         if data is not None:
             data = underscoreize(data, **api_settings.JSON_UNDERSCOREIZE)
         super().__init__(data, *args, **kwargs)
+
+
+_TRUE = ("true", "True", "1")
+_FALSE = ("false", "False", "0")
+
+
+class StrictBooleanFilter(django_filters.TypedChoiceFilter):
+    """`true` or `false` (or True/False, 1/0), anything else a 400. BooleanFilter reads other values
+    (`?active=yes`) as "not given" and lists everything, which hides the typo."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("choices", [(value, value) for value in _TRUE + _FALSE])
+        kwargs.setdefault("coerce", lambda value: value in _TRUE)
+        super().__init__(*args, **kwargs)

@@ -2,7 +2,7 @@ import django_filters
 from django.db.models import Q
 from rest_framework.exceptions import ValidationError
 
-from costswitch.api.filters import CamelCaseFilterSet
+from costswitch.api.filters import CamelCaseFilterSet, StrictBooleanFilter
 from models_registry.choices import Tokenizer
 from models_registry.models import ModelProfile
 
@@ -33,10 +33,7 @@ class ModelProfileFilterSet(CamelCaseFilterSet):
     min_output_price = django_filters.NumberFilter(field_name="output_price_per_million", lookup_expr="gte")
     max_output_price = django_filters.NumberFilter(field_name="output_price_per_million", lookup_expr="lte")
     min_context_window = django_filters.NumberFilter(field_name="context_window", lookup_expr="gte")
-    # Not BooleanFilter: it reads any other value (`active=yes`) as "not given" and lists everything.
-    active = django_filters.TypedChoiceFilter(
-        field_name="is_active", choices=[("true", "true"), ("false", "false")], coerce=lambda v: v == "true"
-    )
+    active = StrictBooleanFilter(field_name="is_active")
     search = django_filters.CharFilter(method="filter_search")
 
     class Meta:

@@ -291,6 +291,7 @@ def test_the_list_shows_what_the_caller_may_see(world, many_budgets):
         ("scopeType=team", ["B alpha", "C beta", "E archived"]),
         ("scopeType=organization", ["A org"]),
         ("isActive=false", ["E archived"]),
+        ("isActive=False", ["E archived"]),
         ("scopeType=team&isActive=true", ["B alpha", "C beta"]),
         ("scope_type=user", ["D bob"]),
     ],
@@ -299,12 +300,13 @@ def test_the_list_filters_by_scope_type_and_activity(world, many_budgets, query,
     assert _names(client_for(world.fiona).get(f"{URL}?{query}")) == expected
 
 
-def test_an_unknown_filter_value_is_a_json_error(world, many_budgets):
-    response = client_for(world.fiona).get(f"{URL}?scopeType=galaxy")
+@pytest.mark.parametrize("query", ["scopeType=galaxy", "isActive=maybe"])
+def test_an_unknown_filter_value_is_a_json_error(world, many_budgets, query):
+    response = client_for(world.fiona).get(f"{URL}?{query}")
 
     assert response.status_code == 400
     assert response.json()["code"] == "validation_error"
-    assert "galaxy" in response.json()["message"]
+    assert query.split("=")[1] in response.json()["message"]
 
 
 def test_the_list_is_paginated(world, many_budgets):
