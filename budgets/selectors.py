@@ -104,7 +104,7 @@ class BudgetStatusReport:
     last_updated: datetime | None = None
 
 
-def _percent(part: Decimal, whole: Decimal) -> Decimal:
+def percent_of(part: Decimal, whole: Decimal) -> Decimal:
     if whole <= 0:
         return HUNDRED if part > 0 else ZERO
     # Rounded down, never up: 49.9999% must not cross a 50% threshold, nor 99.9999% show exhausted.
@@ -175,7 +175,7 @@ def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatu
     else:
         start = end = None
         days_remaining, burn_rate, projected = 0, ZERO, spent
-    percent_committed = _percent(spent + reserved, limit)
+    percent_committed = percent_of(spent + reserved, limit)
     thresholds = list(budget.thresholds.all())
     crossed = [t for t in thresholds if percent_committed >= t.percent]
     crossed_actions = {action for t in crossed for action in t.actions}
@@ -186,7 +186,7 @@ def budget_status(*, budget: Budget, now: datetime | None = None) -> BudgetStatu
         current_amount=spent,
         reserved=reserved,
         limit=limit,
-        percent_used=_percent(spent, limit),
+        percent_used=percent_of(spent, limit),
         percent_committed=percent_committed,
         remaining=limit - spent - reserved,
         days_remaining=days_remaining,

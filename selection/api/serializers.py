@@ -1,10 +1,9 @@
-from decimal import ROUND_FLOOR, Decimal
-
 from django.conf import settings
 from rest_framework import serializers
 
+from budgets.selectors import percent_of
 from costswitch.api.serializers import StrictFieldsMixin
-from costswitch.money import display_decimal
+from costswitch.money import ZERO, display_decimal
 from models_registry.choices import TaskType
 from selection.estimates import EstimateResult
 
@@ -138,21 +137,13 @@ def _budget_status(result: EstimateResult) -> dict | None:
     if tightest is None:
         return None
     budget = tightest.budget
-    scope_id = {"organization": budget.organization_id, "team": budget.team_id, "user": budget.user_id}[
-        budget.scope_type
-    ]
-    remaining = max(tightest.remaining, Decimal(0))
-    percent = (
-        (remaining * 100 / tightest.limit).quantize(Decimal("0.01"), rounding=ROUND_FLOOR)
-        if tightest.limit > 0
-        else Decimal(0)
-    )
+    remaining = max(tightest.remaining, ZERO)
     return {
-        "current_budget": f"{budget.scope_type}-{scope_id}",
+        "current_budget": f"{budget.scope_type}-{budget.scope_id}",
         "budget_id": budget.pk,
         "budget_name": budget.name,
         "remaining_budget": display_decimal(remaining),
-        "percent_remaining": display_decimal(percent),
+        "percent_remaining": display_decimal(percent_of(remaining, tightest.limit)),
         "status": tightest.status,
         "aggregate_status": result.chain.aggregate_status,
     }
