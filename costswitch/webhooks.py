@@ -12,19 +12,18 @@ fresh signature (a sender retry) is acknowledged as a duplicate and not applied 
 
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from djangorestframework_camel_case.util import underscoreize
+from rest_framework.exceptions import ParseError
 from rest_framework.request import Request
 
+from costswitch.api.parsers import parse_json
 from costswitch.errors import Conflict, DomainError, ValidationFailed
 from costswitch.models import InboundWebhook, WebhookStatus
 
@@ -98,12 +97,10 @@ def verify_delivery(request: Request, *, now: datetime | None = None) -> SignedD
     if not hmac.compare_digest(sign(body, timestamp, secret).encode(), signature.strip().encode()):
         raise SignatureRejected("The signature does not match the body and timestamp.")
     try:
-        # Decoded as UTF-8 here, as it is stored: json.loads(bytes) would also accept UTF-16 and -32.
-        payload = json.loads(body.decode(), parse_float=Decimal)
-        if isinstance(payload, dict):
-            payload = underscoreize(payload)
-    except (ValueError, RecursionError) as exc:  # ValueError: bad UTF-8, bad JSON, a 5000-digit number
-        raise ValidationFailed(f"The body is not valid JSON: {exc}.", code="parse_error") from exc
+        # UTF-8, as it is stored: json.loads(bytes) would also accept UTF-16 and -32.
+        payload = parse_json(body, "utf-8")
+    except ParseError as exc:
+        raise ValidationFailed(f"The body is not valid JSON: {exc.detail}", code="parse_error") from exc
     if not isinstance(payload, dict):
         raise ValidationFailed("The body must be a JSON object.")
     if not isinstance(payload.get("event_id"), str) or not payload["event_id"].strip():

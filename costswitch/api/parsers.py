@@ -12,17 +12,20 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not a valid JSON number")
 
 
+def parse_json(raw: bytes, encoding: str = "utf-8"):
+    """JSON bytes -> snake_case data, fractions as Decimal, NaN/Infinity and absurd nesting refused.
+    The one reading of JSON bodies: the API parser and signed webhooks both use it."""
+    try:
+        data = simplejson.loads(raw.decode(encoding), parse_float=Decimal, parse_constant=_reject_constant)
+        return underscoreize(data, **api_settings.JSON_UNDERSCOREIZE)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ParseError(f"Malformed JSON: {exc}") from exc
+    except RecursionError as exc:  # absurdly deep nesting: refuse it, never a 500
+        raise ParseError("Malformed JSON: nested too deeply.") from exc
+
+
 class CamelCaseDecimalJSONParser(CamelCaseJSONParser):
     """camelCase JSON in; numbers with a fraction become Decimal, never float, so money stays exact."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
-        try:
-            data = simplejson.loads(
-                stream.read().decode(encoding), parse_float=Decimal, parse_constant=_reject_constant
-            )
-            return underscoreize(data, **api_settings.JSON_UNDERSCOREIZE)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ParseError(f"Malformed JSON: {exc}") from exc
-        except RecursionError as exc:  # absurdly deep nesting: refuse it, never a 500
-            raise ParseError("Malformed JSON: nested too deeply.") from exc
+        return parse_json(stream.read(), (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET))
