@@ -46,8 +46,8 @@ class Prices:
     cached_input_price_per_million: Decimal | None
 
     @classmethod
-    def of(cls, model: ModelProfile) -> "Prices":
-        return cls(*(getattr(model, name) for name in PRICE_FIELDS))
+    def of(cls, priced: "ModelProfile | ModelSpec") -> "Prices":
+        return cls(*(getattr(priced, name) for name in PRICE_FIELDS))
 
 
 def _full_clean(instance, *, exclude: Sequence[str] = ()) -> None:
@@ -340,9 +340,7 @@ def _import(catalog: Catalog, report: ImportReport, source, source_detail, only_
     pending_fallbacks: list[tuple[ModelProfile, Sequence[str]]] = []
     for spec in catalog.models:
         model = existing.get(spec.id)
-        prices = Prices(
-            spec.input_price_per_million, spec.output_price_per_million, spec.cached_input_price_per_million
-        )
+        prices = Prices.of(spec)
         if model is None:
             if only_existing:
                 report.skipped += 1

@@ -15,6 +15,7 @@ from models_registry.api.filters import ModelProfileFilterSet
 from models_registry.choices import PriceSource
 from models_registry.models import ModelFallback, ModelProfile, Provider
 from models_registry.services import (
+    PRICE_FIELDS,
     Prices,
     model_archive,
     model_create,
@@ -152,11 +153,10 @@ def _profile(data: dict) -> dict:
 
 def _prices(data: dict, model: ModelProfile | None) -> Prices | None:
     """Prices as given, the missing ones taken from the model (PATCH may change one price)."""
-    names = ("input_price_per_million", "output_price_per_million", "cached_input_price_per_million")
-    if model is not None and not any(name in data for name in names):
+    if model is not None and not any(name in data for name in PRICE_FIELDS):
         return None
     current = Prices.of(model) if model is not None else Prices(None, None, None)
-    return Prices(*(data.get(name, getattr(current, name)) for name in names))
+    return Prices(*(data.get(name, getattr(current, name)) for name in PRICE_FIELDS))
 
 
 class ModelCostUpdateWebhook(APIView):
