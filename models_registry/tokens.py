@@ -10,7 +10,7 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -137,10 +137,25 @@ def count_message_tokens(
     Text is counted exactly; images, tool calls and tool definitions are estimates (providers add
     formatting of their own around tools that is not published).
     """
-    base, factor = _resolve(tokenizer)
-    encoding = _encoding(base)
+    return count_message_tokens_per_tokenizer(messages, tokenizers=[tokenizer], tools=tools)[tokenizer]
+
+
+def count_message_tokens_per_tokenizer(
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    tokenizers: Iterable[str],
+    tools: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, int]:
+    """`count_message_tokens` for several tokenizers at once (comparing models): each base encoding
+    counts the request once, and the families on it scale that shared count by their factor."""
+    resolved = {tokenizer: _resolve(tokenizer) for tokenizer in tokenizers}
     payload = {"messages": messages, "tools": tools}
-    return _scale(_cached(base, payload, lambda: _count_request(encoding, messages, tools)), factor)
+    base_counts: dict[str, int] = {}
+    for base, _ in resolved.values():
+        if base not in base_counts:
+            count = functools.partial(_count_request, _encoding(base), messages, tools)
+            base_counts[base] = _cached(base, payload, count)
+    return {tokenizer: _scale(base_counts[base], factor) for tokenizer, (base, factor) in resolved.items()}
 
 
 def _count_request(

@@ -22,7 +22,7 @@ from costswitch.errors import DomainError, ValidationFailed
 from models_registry.choices import TaskType
 from models_registry.models import ModelProfile
 from models_registry.pricing import Cost, request_cost
-from models_registry.tokens import count_message_tokens
+from models_registry.tokens import count_message_tokens_per_tokenizer
 
 # Typical answer lengths (tokens) when the ledger has too few samples: a short chat reply, a
 # function with explanation, a worked solution, a chain of reasoning, a summary paragraph, a JSON
@@ -116,14 +116,12 @@ def estimate_request(
     chain = chain_status(principal=principal)
     remaining = chain.tightest.remaining if chain.tightest else None
     learned = _learned_output(principal, task_type) if request.max_tokens is None else None
-    input_counts: dict[str, int] = {}
+    input_counts = count_message_tokens_per_tokenizer(
+        request.messages, tokenizers={models[m].tokenizer for m in model_ids}, tools=request.tools
+    )
     estimates = []
     for model_id in model_ids:
         model = models[model_id]
-        if model.tokenizer not in input_counts:
-            input_counts[model.tokenizer] = count_message_tokens(
-                request.messages, tokenizer=model.tokenizer, tools=request.tools
-            )
         input_tokens = input_counts[model.tokenizer]
         output = _output_for(model, request.max_tokens, learned, task_type)
         cost = request_cost(model, input_tokens=input_tokens, output_tokens=output.tokens)

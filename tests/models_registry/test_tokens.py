@@ -18,6 +18,7 @@ from models_registry.tokens import (
     IMAGE_TOKENS_LOW_DETAIL,
     cache_key,
     count_message_tokens,
+    count_message_tokens_per_tokenizer,
     count_text_tokens,
 )
 
@@ -237,3 +238,15 @@ def test_long_text_is_cached_and_short_inputs_are_not(empty_cache, monkeypatch):
     monkeypatch.setattr(tokens, "cache", None)  # any cache access now raises AttributeError
     count_text_tokens("hello world", tokenizer="cl100k_base")
     count_message_tokens([{"role": "user", "content": "hello world"}], tokenizer="cl100k_base")
+
+
+def test_counting_for_several_tokenizers_at_once_equals_counting_each():
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Compare these invoices and name the cheaper model for each line."},
+    ]
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    together = count_message_tokens_per_tokenizer(messages, tokenizers=Tokenizer.values, tools=tools)
+    assert together == {
+        name: count_message_tokens(messages, tokenizer=name, tools=tools) for name in Tokenizer.values
+    }
