@@ -30,12 +30,11 @@ class ModelFallbackInline(admin.TabularInline):
     ordering = ["position"]
 
 
-class PriceChangeInline(admin.TabularInline):
+class PriceChangeInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The price history, newest first; read-only (history is never rewritten)."""
 
     model = PriceChange
     extra = 0
-    can_delete = False
     fields = [
         "effective_at",
         "applied_at",
@@ -50,12 +49,6 @@ class PriceChangeInline(admin.TabularInline):
     ]
     readonly_fields = fields
     ordering = ["-effective_at", "-id"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(ModelProfile)
