@@ -65,6 +65,13 @@ class ReservationState(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
+class UsageOutcome(models.TextChoices):
+    """How a call went, as its caller judged it; feeds the selection engine's history score."""
+
+    SUCCESS = "success", "Success"
+    FAILURE = "failure", "Failure"
+
+
 class UsageSource(models.TextChoices):
     RESERVATION = "reservation", "Settled reservation"
     DIRECT = "direct", "Reported directly"

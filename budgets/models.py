@@ -17,6 +17,7 @@ from budgets.choices import (
     ReservationState,
     Role,
     ScopeType,
+    UsageOutcome,
     UsageSource,
 )
 from budgets.periods import period_bounds
@@ -357,6 +358,8 @@ class UsageRecord(models.Model):
     conversation_id = models.CharField(max_length=200, blank=True)
     tags = models.JSONField(default=list, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    outcome = models.CharField(max_length=20, choices=UsageOutcome.choices, blank=True)
+    rating = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 (bad) to 5 (excellent).")
     occurred_at = models.DateTimeField()
     recorded_at = models.DateTimeField(auto_now_add=True)
 
@@ -366,8 +369,16 @@ class UsageRecord(models.Model):
         ordering = ["-occurred_at"]
         constraints = [
             models.UniqueConstraint(fields=["organization", "request_id"], name="usage_unique_request"),
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True) | Q(rating__gte=1, rating__lte=5), name="usage_rating_range"
+            ),
         ]
         indexes = [
+            models.Index(
+                fields=["organization", "occurred_at"],
+                condition=~Q(outcome="") | Q(rating__isnull=False),
+                name="usage_with_outcome",
+            ),
             models.Index(fields=["organization", "occurred_at"]),
             models.Index(fields=["team", "occurred_at"]),
             models.Index(fields=["user", "occurred_at"]),

@@ -5,10 +5,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models import Avg, Count, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
-from budgets.choices import STATUS_ORDER, BudgetStatus, ReservationState, ScopeType, ThresholdAction
+from budgets.choices import (
+    STATUS_ORDER,
+    BudgetStatus,
+    ReservationState,
+    ScopeType,
+    ThresholdAction,
+    UsageOutcome,
+)
 from budgets.models import (
     Budget,
     BudgetPeriod,
@@ -148,7 +155,11 @@ def _current_period(budget: Budget, now: datetime) -> tuple[BudgetPeriod | None,
     bounds = budget.period_bounds_at(now)
     if bounds is None:
         return None, None
-    period = BudgetPeriod.objects.filter(budget=budget, starts_at=bounds[0]).first()
+    prefetched = getattr(budget, "periods_in_force", None)
+    if prefetched is not None:
+        period = next((p for p in prefetched if p.starts_at == bounds[0]), None)
+    else:
+        period = BudgetPeriod.objects.filter(budget=budget, starts_at=bounds[0]).first()
     return period, bounds
 
 
@@ -270,9 +281,23 @@ class ChainStatusReport:
     cost_restrictions: dict
 
 
-def chain_status(*, principal: Principal, now: datetime | None = None) -> ChainStatusReport:
-    budgets = chain_budgets(organization=principal.organization, team=principal.team, user=principal.user)
-    reports = [budget_status(budget=budget, now=now) for budget in budgets.prefetch_related("thresholds")]
+def chain_status(
+    *, principal: Principal, team: Team | None = None, user: User | None = None, now: datetime | None = None
+) -> ChainStatusReport:
+    """Three queries whatever the chain's length (budgets, thresholds, periods in force). `team` and
+    `user` name an attribution other than the principal's own (already checked by the caller)."""
+    now = now or timezone.now()
+    if team is None and user is None:
+        team, user = principal.team, principal.user
+    budgets = chain_budgets(organization=principal.organization, team=team, user=user).prefetch_related(
+        "thresholds",
+        Prefetch(
+            "periods",
+            queryset=BudgetPeriod.objects.filter(starts_at__lte=now, ends_at__gt=now),
+            to_attr="periods_in_force",
+        ),
+    )
+    reports = [budget_status(budget=budget, now=now) for budget in budgets]
     crossed = [
         (report.budget, {a for alert in report.active_alerts for a in alert["actions"]}) for report in reports
     ]
@@ -297,6 +322,38 @@ def recent_output_tokens(*, organization: Organization, task_type: str, since: d
     ).aggregate(samples=Count("pk"), mean=Avg("output_tokens"))
     mean = row["mean"]
     return OutputTokenStats(samples=row["samples"], mean=None if mean is None else Decimal(str(mean)))
+
+
+@dataclass(frozen=True)
+class OutcomeStats:
+    samples: int
+    successes: int
+    failures: int
+    mean_rating: Decimal | None
+
+
+def outcome_stats(*, organization: Organization, since: datetime) -> dict[tuple[str, str], OutcomeStats]:
+    """Reported outcomes per (model, task type) since `since`: what the selection engine learns from."""
+    rows = (
+        UsageRecord.objects.filter(organization=organization, occurred_at__gte=since)
+        .filter(~Q(outcome="") | Q(rating__isnull=False))
+        .values("model", "task_type")
+        .annotate(
+            samples=Count("pk"),
+            successes=Count("pk", filter=Q(outcome=UsageOutcome.SUCCESS)),
+            failures=Count("pk", filter=Q(outcome=UsageOutcome.FAILURE)),
+            mean_rating=Avg("rating"),
+        )
+    )
+    return {
+        (row["model"], row["task_type"]): OutcomeStats(
+            samples=row["samples"],
+            successes=row["successes"],
+            failures=row["failures"],
+            mean_rating=None if row["mean_rating"] is None else Decimal(str(row["mean_rating"])),
+        )
+        for row in rows
+    }
 
 
 _SCOPE_FIELD = {

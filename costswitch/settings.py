@@ -164,6 +164,19 @@ COSTSWITCH_MAX_PROMPT_CHARS = env_int("COSTSWITCH_MAX_PROMPT_CHARS", 8_000_000)
 # Shared secret for signed inbound webhooks; webhooks answer 503 until it is set.
 COSTSWITCH_WEBHOOK_SECRET = env_str("COSTSWITCH_WEBHOOK_SECRET", "")
 COSTSWITCH_WEBHOOK_MAX_BYTES = env_int("COSTSWITCH_WEBHOOK_MAX_BYTES", 1024 * 1024)
+# Selection: the strategy when neither the request nor a rule names one.
+COSTSWITCH_DEFAULT_STRATEGY = env_str("COSTSWITCH_DEFAULT_STRATEGY", "balanced")
+# The model a request without one would have gone to: the baseline its savings are measured against.
+COSTSWITCH_DEFAULT_MODEL = env_str("COSTSWITCH_DEFAULT_MODEL", "gpt-4o")
+# Price lines (USD per 1M input / output tokens) that split models into tiers for a request:
+# dearer than the premium line is premium (needs an override above 85% of a budget), at most the
+# simple line is a utility model.
+COSTSWITCH_PREMIUM_PRICE_LINE = env_list("COSTSWITCH_PREMIUM_PRICE_LINE", "3,15")
+COSTSWITCH_SIMPLE_PRICE_LINE = env_list("COSTSWITCH_SIMPLE_PRICE_LINE", "0.5,2")
+# Above 95% a budget without its own per-request ceiling caps requests at this share of its limit.
+COSTSWITCH_STRICT_COST_SHARE = env_str("COSTSWITCH_STRICT_COST_SHARE", "0.01")
+# Reported outcomes older than this no longer shape the history score.
+COSTSWITCH_HISTORY_WINDOW_DAYS = env_int("COSTSWITCH_HISTORY_WINDOW_DAYS", 30)
 
 # --- Internationalisation, static -----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -260,6 +260,8 @@ def model_fallbacks_set(*, model: ModelProfile, fallback_ids: Sequence[str]) -> 
             ModelFallback(model=model, fallback_id=fallback_id, position=position)
             for position, fallback_id in enumerate(fallback_ids, start=1)
         )
+        # bulk_create sends no signals; saving the model tells listeners (selection's snapshot) it changed.
+        model.save(update_fields=["updated_at"])
 
 
 def _profile_fields(profile: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from models_registry.choices import TaskType
 from models_registry.models import ModelProfile
 from models_registry.pricing import Cost, request_cost
 from models_registry.tokens import count_message_tokens_per_tokenizer
+from selection.analysis import analyze_request
 
 # Typical answer lengths (tokens) when the ledger has too few samples: a short chat reply, a
 # function with explanation, a worked solution, a chain of reasoning, a summary paragraph, a JSON
@@ -54,13 +55,14 @@ class PromptTooLarge(DomainError):
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """The parts of an OpenAI-style chat request that decide its cost."""
+    """The parts of an OpenAI-style chat request that decide which model can answer and its cost."""
 
     messages: Sequence[Mapping[str, Any]]
     model: str | None = None
     max_tokens: int | None = None
     tools: Sequence[Mapping[str, Any]] | None = None
     task_type: str | None = None
+    response_format: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ class ModelEstimate:
 @dataclass(frozen=True)
 class EstimateResult:
     task_type: str
-    task_type_source: str  # "given" or "default"
+    task_type_source: str  # "given" or "detected"
     estimates: list[ModelEstimate]
     recommendation: str | None
     chain: ChainStatusReport
@@ -100,7 +102,7 @@ def estimate_request(
     """Estimate the request on its own model and each alternative, and recommend the cheapest one
     that fits the prompt, the budget and the restrictions in force, without losing more than
     QUALITY_TOLERANCE points of quality for the task type against the requested model."""
-    _check_prompt_size(request.messages)
+    check_prompt_size(request.messages)
     model_ids = list(dict.fromkeys([m for m in [request.model, *alternatives] if m]))
     if not model_ids:
         raise ValidationFailed("Name a model or at least one alternative.", details={"model": ["Required."]})
@@ -112,10 +114,16 @@ def estimate_request(
             code="unknown_model",
             details={"models": unknown},
         )
-    task_type = request.task_type or TaskType.CHAT
+    analysis = analyze_request(
+        request.messages,
+        tools=request.tools,
+        response_format=request.response_format,
+        task_type=request.task_type,
+    )
+    task_type = analysis.task_type
     chain = chain_status(principal=principal)
     remaining = chain.tightest.remaining if chain.tightest else None
-    learned = _learned_output(principal, task_type) if request.max_tokens is None else None
+    expected = expected_output(principal, task_type, request.max_tokens)
     input_counts = count_message_tokens_per_tokenizer(
         request.messages, tokenizers={models[m].tokenizer for m in model_ids}, tools=request.tools
     )
@@ -123,7 +131,7 @@ def estimate_request(
     for model_id in model_ids:
         model = models[model_id]
         input_tokens = input_counts[model.tokenizer]
-        output = _output_for(model, request.max_tokens, learned, task_type)
+        output = _capped(expected, model)
         cost = request_cost(model, input_tokens=input_tokens, output_tokens=output.tokens)
         estimates.append(
             ModelEstimate(
@@ -138,7 +146,7 @@ def estimate_request(
         )
     return EstimateResult(
         task_type=task_type,
-        task_type_source="given" if request.task_type else "default",
+        task_type_source=analysis.task_type_source,
         estimates=estimates,
         recommendation=_recommend(estimates, request.model, chain),
         chain=chain,
@@ -158,7 +166,7 @@ def budget_impact(cost: Decimal, remaining: Decimal | None) -> str:
     return "high"
 
 
-def _check_prompt_size(messages: Sequence[Mapping[str, Any]]) -> None:
+def check_prompt_size(messages: Sequence[Mapping[str, Any]]) -> None:
     limit = settings.COSTSWITCH_MAX_PROMPT_CHARS
     size = 0
     for message in messages:
@@ -189,12 +197,16 @@ def _learned_output(principal: Principal, task_type: str) -> OutputEstimate | No
     return OutputEstimate(int(stats.mean.to_integral_value(ROUND_CEILING)), "history", stats.samples)
 
 
-def _output_for(
-    model: ModelProfile, max_tokens: int | None, learned: OutputEstimate | None, task_type: str
-) -> OutputEstimate:
+def expected_output(principal: Principal, task_type: str, max_tokens: int | None) -> OutputEstimate:
+    """The answer length to price: `max_tokens` when given, else learned from history, else a default."""
     if max_tokens is not None:
-        return OutputEstimate(min(max_tokens, model.max_output_tokens), "max_tokens")
-    expected = learned or OutputEstimate(DEFAULT_OUTPUT_TOKENS[task_type], "default")
+        return OutputEstimate(max_tokens, "max_tokens")
+    return _learned_output(principal, task_type) or OutputEstimate(
+        DEFAULT_OUTPUT_TOKENS[task_type], "default"
+    )
+
+
+def _capped(expected: OutputEstimate, model: ModelProfile) -> OutputEstimate:
     if expected.tokens > model.max_output_tokens:
         return OutputEstimate(model.max_output_tokens, expected.source, expected.samples)
     return expected

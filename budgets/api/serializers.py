@@ -3,7 +3,7 @@ from decimal import Decimal
 from django.conf import settings
 from rest_framework import serializers
 
-from budgets.choices import PeriodKind, ScopeType, ThresholdAction
+from budgets.choices import PeriodKind, ScopeType, ThresholdAction, UsageOutcome
 from budgets.models import Budget, Reservation, UsageRecord
 from budgets.services.budgets import ThresholdSpec
 from costswitch.api.serializers import MoneyField, StrictFieldsMixin
@@ -152,6 +152,8 @@ class UsageDetailsSerializer(StrictFieldsMixin, serializers.Serializer):
     conversation_id = serializers.CharField(max_length=200, required=False, default="")
     tags = serializers.ListField(child=serializers.CharField(max_length=100), required=False, max_length=50)
     metadata = serializers.DictField(required=False)
+    outcome = serializers.ChoiceField(choices=UsageOutcome.choices, required=False, default="")
+    rating = serializers.IntegerField(min_value=1, max_value=5, required=False, allow_null=True, default=None)
 
 
 class SettleInputSerializer(UsageDetailsSerializer):
@@ -206,6 +208,8 @@ class UsageOutputSerializer(serializers.ModelSerializer):
             "conversation_id",
             "tags",
             "metadata",
+            "outcome",
+            "rating",
             "team_id",
             "user_id",
             "reservation_id",

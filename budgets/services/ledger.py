@@ -62,6 +62,8 @@ class UsageReport:
     conversation_id: str = ""
     tags: list = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    outcome: str = ""
+    rating: int | None = None
     occurred_at: datetime | None = None
     team_id: int | None = None
     user_id: int | None = None
@@ -250,6 +252,8 @@ def reservation_settle(*, principal: Principal, reservation_id: int, report: Usa
         now = timezone.now()
         fields = _usage_fields(report, reservation.organization, reservation.team, reservation.user, now)
         fields["model"] = report.model or reservation.model
+        # A reservation taken by the selection engine knows the task type it detected.
+        fields["task_type"] = report.task_type or str(reservation.metadata.get("task_type", ""))[:50]
         usage = UsageRecord.objects.create(
             **fields, api_key=reservation.api_key, reservation=reservation, source=UsageSource.RESERVATION
         )
@@ -340,6 +344,8 @@ def _usage_fields(report: UsageReport, organization, team, user, now: datetime) 
         "conversation_id": report.conversation_id,
         "tags": report.tags,
         "metadata": report.metadata,
+        "outcome": report.outcome,
+        "rating": report.rating,
         "occurred_at": report.occurred_at or now,
     }
 

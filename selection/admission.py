@@ -1,0 +1,662 @@
+"""`admit()`: the one admission flow every entry point uses (select API, explainer, gateway).
+
+analyze -> steering rules -> budget thresholds -> hard filters -> score -> pick + fallback chain ->
+reserve on the ledger -> record the decision. A refusal is recorded too, then raised, so the
+explainer can show why a request was turned away.
+"""
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from approvals.selectors import OverridesInForce, overrides_in_force
+from budgets.choices import BudgetStatus, ThresholdAction
+from budgets.models import Reservation
+from budgets.principals import Principal, attribution_for
+from budgets.selectors import (
+    BudgetStatusReport,
+    ChainStatusReport,
+    chain_status,
+    cost_restrictions,
+    percent_of,
+)
+from budgets.services.ledger import reservation_authorize
+from costswitch.errors import BudgetExceeded, Conflict, DomainError, PermissionDenied, ValidationFailed
+from costswitch.money import ZERO, quantize_money
+from models_registry.pricing import request_cost
+from models_registry.tokens import count_message_tokens_per_tokenizer
+from selection.analysis import RequestAnalysis, analyze_request
+from selection.choices import ESSENTIAL_PRIORITIES, THRIFTIER, DecisionOutcome, Priority, Strategy
+from selection.engine import (
+    Candidate,
+    Constraints,
+    PriceLine,
+    Ranking,
+    Scored,
+    quality_requirement,
+    rank,
+    tier_of,
+)
+from selection.estimates import (
+    QUALITY_TOLERANCE,
+    ChatRequest,
+    OutputEstimate,
+    budget_impact,
+    check_prompt_size,
+    expected_output,
+)
+from selection.models import Decision
+from selection.rules import Rule, RuleContext
+from selection.selectors import history_scores, rules_in_force
+from selection.snapshot import ModelSnapshot, RegistrySnapshot, registry_snapshot
+
+AUTO = "auto"
+FALLBACK_CHAIN_LENGTH = 3
+# The budget factor starts counting at this share used and reaches 1 at 100%.
+BUDGET_FACTOR_FROM = Decimal(50)
+
+
+class ApprovalRequired(DomainError):
+    status = 402
+    code = "approval_required"
+
+
+class BudgetBlocked(DomainError):
+    status = 402
+    code = "budget_blocked"
+
+
+class NoEligibleModel(DomainError):
+    status = 422
+    code = "no_eligible_model"
+
+
+@dataclass(frozen=True)
+class AdmissionRequest:
+    chat: ChatRequest
+    request_id: str | None = None
+    path: str = "/api/v1/models/select"
+    strategy: str | None = None
+    quality_requirement: int | str | None = None
+    max_cost: Decimal | None = None
+    priority: str = Priority.NORMAL
+    tags: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    team_id: int | None = None
+    user_id: int | None = None
+    ttl_seconds: int | None = None
+
+
+@dataclass
+class Admission:
+    """The answer: the model to call, what was held for it, and the decision that explains it
+    (the API renders the decision, so a retried request gets the same answer)."""
+
+    decision: Decision
+    reservation: Reservation | None
+    chosen: Candidate | None = None
+    fallback_chain: list[Candidate] = field(default_factory=list)
+    ranking: Ranking | None = None
+    replayed: bool = False
+
+
+@dataclass
+class _Context:
+    """What the flow has learned so far; recorded on the decision whatever the outcome."""
+
+    principal: Principal
+    request: AdmissionRequest
+    started: float
+    analysis: RequestAnalysis | None = None
+    strategy: str = ""
+    requirement: int | str = 0
+    rule: Rule | None = None
+    rule_set_id: int | None = None
+    changes: list[dict] = field(default_factory=list)
+    budget: dict = field(default_factory=dict)
+    team: Any = None
+    user: Any = None
+    input_tokens: int = 0
+    output: OutputEstimate | None = None
+
+
+def admit(
+    *, principal: Principal, request: AdmissionRequest, reserve: bool = True, record: bool = True
+) -> Admission:
+    """Choose a model for `request` and hold its cost on the caller's budgets.
+
+    `reserve=False, record=False` explains a hypothetical request (nothing is held or stored).
+    A retry with the same request id returns the first admission without charging again."""
+    started = time.perf_counter()
+    request = request if request.request_id else replace(request, request_id=f"sel-{uuid.uuid4().hex}")
+    if reserve:
+        earlier = _earlier_admission(principal, request.request_id)
+        if earlier is not None:
+            return earlier
+    ctx = _Context(principal=principal, request=request, started=started)
+    try:
+        return _admit(ctx, reserve=reserve, record=record)
+    except DomainError as error:
+        if record and ctx.analysis is not None:
+            decision = _record(ctx, refusal=error)
+            error.details = {**error.details, "decision_id": decision.pk}
+        raise
+
+
+def _admit(ctx: _Context, *, reserve: bool, record: bool) -> Admission:
+    principal, request = ctx.principal, ctx.request
+    chat = request.chat
+    check_prompt_size(chat.messages)
+    if request.team_id is not None or request.user_id is not None:
+        ctx.team, ctx.user = attribution_for(principal, team_id=request.team_id, user_id=request.user_id)
+    else:
+        ctx.team, ctx.user = principal.team, principal.user
+    registry = registry_snapshot()
+    requested_id = chat.model if chat.model and chat.model != AUTO else None
+    if requested_id is not None and requested_id not in registry.models:
+        raise ValidationFailed(
+            f'Unknown model {requested_id!r}. GET /api/v1/models lists the registry, or send "auto".',
+            code="unknown_model",
+            details={"model": [f"Unknown model {requested_id!r}."]},
+        )
+    analysis = analyze_request(
+        chat.messages, tools=chat.tools, response_format=chat.response_format, task_type=chat.task_type
+    )
+    ctx.analysis = analysis
+    counts = count_message_tokens_per_tokenizer(
+        chat.messages, tokenizers=registry.tokenizers | {"o200k_base"}, tools=chat.tools
+    )
+    ctx.input_tokens = counts["o200k_base"]
+    ctx.output = expected_output(principal, analysis.task_type, chat.max_tokens)
+    chain = chain_status(principal=principal, team=ctx.team, user=ctx.user)
+
+    rules = rules_in_force(principal.organization)
+    ctx.rule_set_id = rules.version.pk if rules.version else None
+    driving = _most_used(chain.budgets)
+    ctx.rule = rules.rules.first_match(_rule_context(ctx, requested_id, driving))
+    select = ctx.rule.select if ctx.rule else None
+    if ctx.rule is not None:
+        _apply_rule_deny(ctx)
+        if select is not None and select.budget_scope != "tightest":
+            driving = (
+                _most_used([r for r in chain.budgets if r.budget.scope_type == select.budget_scope])
+                or driving
+            )
+
+    ctx.strategy = (select and select.strategy) or request.strategy or settings.COSTSWITCH_DEFAULT_STRATEGY
+    overrides = overrides_in_force(principal=principal, budget_ids=[r.budget.pk for r in chain.budgets])
+    constraints, pressure = _budget_constraints(ctx, chain, overrides)
+    ctx.budget = _budget_snapshot(chain, driving)
+
+    candidates = {
+        model.id: _priced(model, counts[model.tokenizer], ctx.output, chat.max_tokens)
+        for model in registry.models.values()
+    }
+    requested = candidates.get(requested_id) if requested_id else None
+    route_to = ctx.rule.route_to if ctx.rule else None
+    if route_to is not None:
+        if route_to.model not in candidates:
+            raise NoEligibleModel(f"Rule {ctx.rule.name!r} routes to unknown model {route_to.model!r}.")
+        pool = [candidates[route_to.model]]
+        ctx.changes.append({"source": "rule", "rule": ctx.rule.name, "effect": f"routed to {route_to.model}"})
+    else:
+        pool = list(candidates.values())
+
+    rule_quality = select.quality_requirement if select else None
+    given_quality = rule_quality if rule_quality is not None else request.quality_requirement
+    ctx.requirement = quality_requirement(given_quality, analysis.complexity)
+    allows = select.allows if select and (select.allowed_models or select.allowed_providers) else None
+    constraints = replace(constraints, required_capabilities=analysis.required_capabilities, allows=allows)
+    cost_limits = [
+        c
+        for c in (request.max_cost, select.cost_limit if select else None, constraints.cost_ceiling)
+        if c is not None
+    ]
+    constraints = replace(constraints, cost_ceiling=min(cost_limits) if cost_limits else None)
+    if select is not None and select.strategy:
+        ctx.changes.append({"source": "rule", "rule": ctx.rule.name, "effect": f"strategy {select.strategy}"})
+
+    ranking = _choose(ctx, pool, requested, constraints, pressure, _budget_factor(driving), registry)
+    if ranking.chosen is None:
+        raise _no_model_error(ranking, requested_id)
+    chosen = ranking.chosen.candidate
+    chain_models = _fallback_chain(chosen, ranking, registry, enabled=_fallbacks_enabled(ctx))
+    remaining = min((r.remaining for r in chain.budgets), default=None)
+
+    reservation = None
+    if reserve:
+        result = reservation_authorize(
+            principal=principal,
+            request_id=request.request_id,
+            amount=chosen.cost,
+            model=chosen.id,
+            ttl_seconds=request.ttl_seconds,
+            metadata={"task_type": analysis.task_type, "selected_by": "costswitch"},
+            team_id=request.team_id,
+            user_id=request.user_id,
+        )
+        reservation = result.reservation
+    ctx.budget["impact"] = budget_impact(chosen.cost, remaining)
+    ctx.budget["percent_of_remaining"] = (
+        str(percent_of(chosen.cost, remaining)) if remaining is not None and remaining > 0 else None
+    )
+    baseline = requested or candidates.get(settings.COSTSWITCH_DEFAULT_MODEL)
+    decision = _record(
+        ctx,
+        ranking=ranking,
+        chosen=chosen,
+        baseline=baseline,
+        chain=chain_models,
+        reservation=reservation,
+        save=record,
+    )
+    return Admission(
+        decision=decision,
+        reservation=reservation,
+        chosen=chosen,
+        fallback_chain=chain_models,
+        ranking=ranking,
+    )
+
+
+def _earlier_admission(principal: Principal, request_id: str) -> Admission | None:
+    """A retried select: the first decision stands (and nothing is reserved twice)."""
+    decision = (
+        Decision.objects.filter(
+            organization=principal.organization, request_id=request_id, outcome=DecisionOutcome.ADMITTED
+        )
+        .select_related("reservation")
+        .first()
+    )
+    if decision is None:
+        return None
+    same_caller = decision.api_key_id == (principal.api_key.pk if principal.api_key else None) and (
+        principal.api_key is not None or decision.user_id == principal.user.pk
+    )
+    if not same_caller:
+        raise Conflict(f"Request id {request_id!r} is already in use.", code="idempotency_conflict")
+    return Admission(decision=decision, reservation=decision.reservation, replayed=True)
+
+
+def _rule_context(ctx: _Context, requested_id: str | None, driving: BudgetStatusReport | None) -> RuleContext:
+    request, principal = ctx.request, ctx.principal
+    return RuleContext(
+        path=request.path,
+        requested_model=requested_id,
+        priority=request.priority,
+        task_type=ctx.analysis.task_type,
+        complexity=ctx.analysis.complexity,
+        input_tokens=ctx.input_tokens,
+        budget_status=driving.status if driving else BudgetStatus.NORMAL,
+        percent_used=driving.percent_committed if driving else ZERO,
+        team=ctx.team.slug if ctx.team else None,
+        user=ctx.user.username if ctx.user else None,
+        api_key=principal.api_key.name if principal.api_key else None,
+        tags=frozenset(request.tags),
+        metadata=request.metadata,
+    )
+
+
+def _apply_rule_deny(ctx: _Context) -> None:
+    deny = ctx.rule.deny
+    if deny is not None:
+        ctx.changes.append({"source": "rule", "rule": ctx.rule.name, "effect": "denied"})
+        raise PermissionDenied(f"Denied by rule {ctx.rule.name!r}: {deny.reason}", code=deny.code)
+
+
+def _most_used(reports: list[BudgetStatusReport]) -> BudgetStatusReport | None:
+    """The tightest budget for selection: the highest share committed (ties: least money left)."""
+    return max(reports, key=lambda r: (r.percent_committed, -r.remaining), default=None)
+
+
+def _budget_factor(report: BudgetStatusReport | None) -> float:
+    """0 up to half the budget, 1 when fully committed: the more used, the more cost counts."""
+    if report is None:
+        return 0.0
+    share = (report.percent_committed - BUDGET_FACTOR_FROM) / (100 - BUDGET_FACTOR_FROM)
+    return float(min(max(share, ZERO), Decimal(1)))
+
+
+@dataclass(frozen=True)
+class _Pressure:
+    """Threshold actions in force and where each comes from (for the explainer)."""
+
+    actions: dict[str, dict]  # action -> {budget_id, budget, threshold}
+
+    def __contains__(self, action: str) -> bool:
+        return action in self.actions
+
+
+def _budget_constraints(
+    ctx: _Context, chain: ChainStatusReport, overrides: OverridesInForce
+) -> tuple[Constraints, _Pressure]:
+    """Apply the crossed thresholds of every budget on the chain: refuse what they block, and turn
+    the rest into constraints on the candidates."""
+    request, principal = ctx.request, ctx.principal
+    actions: dict[str, dict] = {}
+    for report in sorted(chain.budgets, key=lambda r: r.percent_committed, reverse=True):
+        for alert in report.active_alerts:
+            for action in alert["actions"]:
+                actions.setdefault(
+                    action,
+                    {
+                        "budget_id": report.budget.pk,
+                        "budget": report.budget.name,
+                        "threshold": float(alert["threshold"]),
+                    },
+                )
+    pressure = _Pressure(actions)
+    critical = request.priority == Priority.CRITICAL or bool(principal.api_key and principal.api_key.critical)
+    if ThresholdAction.BLOCK in pressure and not (critical and overrides.unblock):
+        source = pressure.actions[ThresholdAction.BLOCK]
+        ctx.changes.append(_threshold_change(source, ThresholdAction.BLOCK, "refused"))
+        raise BudgetBlocked(
+            f"Budget {source['budget']!r} is blocked at {source['threshold']:g}%: only critical systems "
+            "with an approved override may spend.",
+            details={"budget_id": source["budget_id"], "threshold": source["threshold"]},
+        )
+    if ThresholdAction.BLOCK_NON_ESSENTIAL in pressure and request.priority not in ESSENTIAL_PRIORITIES:
+        source = pressure.actions[ThresholdAction.BLOCK_NON_ESSENTIAL]
+        ctx.changes.append(_threshold_change(source, ThresholdAction.BLOCK_NON_ESSENTIAL, "refused"))
+        raise BudgetBlocked(
+            f"Budget {source['budget']!r} is at {source['threshold']:g}%: only essential requests "
+            "(priority high or critical) are admitted.",
+            code="non_essential_blocked",
+            details={"budget_id": source["budget_id"], "threshold": source["threshold"]},
+        )
+    if ThresholdAction.PREFER_CHEAPER in pressure and ctx.strategy != Strategy.COST_OPTIMIZED:
+        before, ctx.strategy = ctx.strategy, THRIFTIER[ctx.strategy]
+        ctx.changes.append(
+            _threshold_change(
+                pressure.actions[ThresholdAction.PREFER_CHEAPER],
+                ThresholdAction.PREFER_CHEAPER,
+                f"strategy {before} -> {ctx.strategy}",
+            )
+        )
+    restrictions = cost_restrictions(
+        [(r.budget, {a for alert in r.active_alerts for a in alert["actions"]}) for r in chain.budgets]
+    )
+    ceiling = None
+    if ThresholdAction.STRICT_COST_LIMIT in pressure:
+        ceiling = restrictions["max_cost_per_request"]
+        if ceiling is None:
+            share = Decimal(settings.COSTSWITCH_STRICT_COST_SHARE)
+            ceiling = min(
+                quantize_money(r.limit * share)
+                for r in chain.budgets
+                if ThresholdAction.STRICT_COST_LIMIT in {a for al in r.active_alerts for a in al["actions"]}
+            )
+        if overrides.cost_ceiling is not None:
+            ceiling = max(ceiling, overrides.cost_ceiling)
+    premium_line = _price_line(settings.COSTSWITCH_PREMIUM_PRICE_LINE)
+    exclude_premium = bool(
+        {ThresholdAction.RESTRICT_MODELS, ThresholdAction.REQUIRE_APPROVAL} & set(pressure.actions)
+    )
+    remaining = min((r.remaining for r in chain.budgets), default=None)
+    return (
+        Constraints(
+            restricted_models=frozenset(restrictions["restricted_models"]) - overrides.models,
+            exclude_premium=exclude_premium,
+            premium_line=premium_line,
+            approved_models=overrides.models,
+            cost_ceiling=ceiling,
+            remaining=max(remaining, ZERO) if remaining is not None else None,
+        ),
+        pressure,
+    )
+
+
+def _threshold_change(source: dict, action: str, effect: str) -> dict:
+    return {"source": "threshold", "action": action, **source, "effect": effect}
+
+
+def _price_line(values: list[str]) -> PriceLine:
+    return PriceLine(Decimal(values[0]), Decimal(values[1]))
+
+
+def _priced(
+    model: ModelSnapshot, input_tokens: int, output: OutputEstimate, max_tokens: int | None
+) -> Candidate:
+    output_tokens = min(output.tokens, model.max_output_tokens)
+    cost = request_cost(model, input_tokens=input_tokens, output_tokens=output_tokens).total
+    return Candidate(model=model, input_tokens=input_tokens, output_tokens=output_tokens, cost=cost)
+
+
+def _choose(
+    ctx: _Context,
+    pool: list[Candidate],
+    requested: Candidate | None,
+    constraints: Constraints,
+    pressure: _Pressure,
+    budget_factor: float,
+    registry: RegistrySnapshot,
+) -> Ranking:
+    """Rank the pool. A named model is honoured unless a rule, a filter or the budget says otherwise;
+    under budget pressure it is only swapped for a model no dearer and within QUALITY_TOLERANCE."""
+    analysis = ctx.analysis
+    history_all = history_scores(ctx.principal.organization)
+    history = {
+        model_id: score for (model_id, task), score in history_all.items() if task == analysis.task_type
+    }
+
+    def ranked(pool, constraints, requirement):
+        return rank(
+            pool,
+            task_type=analysis.task_type,
+            requirement=requirement,
+            strategy=ctx.strategy,
+            budget_factor=budget_factor,
+            constraints=constraints,
+            request_tokens=ctx.input_tokens + ctx.output.tokens,
+            history=history,
+        )
+
+    steering = ctx.rule is not None and (ctx.rule.select is not None or ctx.rule.route_to is not None)
+    if requested is None or steering:
+        return ranked(pool, constraints, ctx.requirement)
+    honoured = ranked([requested], constraints, 0)
+    pressing = ThresholdAction.PREFER_CHEAPER in pressure or constraints.exclude_premium
+    if honoured.chosen is None:
+        rejection = honoured.rejections[0]
+        ctx.changes.append(
+            {
+                "source": "filter",
+                "model": requested.id,
+                "code": rejection.code,
+                "effect": f"requested model rejected: {rejection.reason}",
+            }
+        )
+        return ranked(pool, constraints, ctx.requirement)
+    if not pressing:
+        others = ranked([c for c in pool if c.id != requested.id], constraints, ctx.requirement)
+        return replace(
+            honoured,
+            ranked=honoured.ranked + others.ranked,
+            rejections=others.rejections,
+            requirement=_resolved(ctx.requirement, others),
+        )
+    if ctx.request.quality_requirement is None:
+        ctx.requirement = max(requested.model.quality_for(analysis.task_type) - QUALITY_TOLERANCE, 0)
+    ranking = ranked(pool, replace(constraints, price_cap=requested.cost), ctx.requirement)
+    if ranking.chosen is not None and ranking.chosen.id != requested.id:
+        source = next(
+            (
+                pressure.actions[a]
+                for a in (
+                    ThresholdAction.RESTRICT_MODELS,
+                    ThresholdAction.REQUIRE_APPROVAL,
+                    ThresholdAction.PREFER_CHEAPER,
+                )
+                if a in pressure
+            ),
+            {},
+        )
+        ctx.changes.append(
+            _threshold_change(
+                source,
+                ThresholdAction.PREFER_CHEAPER,
+                f"{requested.id} -> {ranking.chosen.id} (no dearer, quality within {QUALITY_TOLERANCE})",
+            )
+        )
+    return ranking
+
+
+def _resolved(requirement: int | str, ranking: Ranking) -> int:
+    return ranking.requirement if isinstance(requirement, str) else int(requirement)
+
+
+def _fallbacks_enabled(ctx: _Context) -> bool:
+    if ctx.rule is None:
+        return True
+    action = ctx.rule.route_to or ctx.rule.select
+    return action.fallback_chain if action is not None else True
+
+
+def _fallback_chain(
+    chosen: Candidate, ranking: Ranking, registry: RegistrySnapshot, *, enabled: bool
+) -> list[Candidate]:
+    """Where to go if the chosen model fails: its registered fallbacks first, then the next best
+    eligible models; only models the same reservation covers (no dearer than the choice)."""
+    if not enabled:
+        return []
+    eligible = {s.id: s.candidate for s in ranking.ranked}
+    order = [m for m in chosen.model.fallbacks if m in eligible] + [s.id for s in ranking.ranked]
+    chain: list[Candidate] = []
+    for model_id in dict.fromkeys(order):
+        candidate = eligible[model_id]
+        if (
+            model_id != chosen.id
+            and candidate.cost <= chosen.cost
+            and candidate.model.provider_status == "active"
+        ):
+            chain.append(candidate)
+        if len(chain) == FALLBACK_CHAIN_LENGTH:
+            break
+    return chain
+
+
+def _no_model_error(ranking: Ranking, requested_id: str | None) -> DomainError:
+    codes = {r.code for r in ranking.rejections}
+    details = {
+        "rejections": [
+            {"model": r.model, "code": r.code, "reason": r.reason} for r in ranking.rejections[:20]
+        ]
+    }
+    if "requires_approval" in codes:
+        return ApprovalRequired(
+            "Only premium models fit this request, and the budget requires an approved override for them.",
+            details=details,
+        )
+    if codes & {"exceeds_budget", "over_cost_limit"}:
+        return BudgetExceeded(
+            "No model fits this request within the budget and per-request limits.", details=details
+        )
+    return NoEligibleModel("No registered model can serve this request.", details=details)
+
+
+def _budget_snapshot(chain: ChainStatusReport, driving: BudgetStatusReport | None) -> dict:
+    def one(report: BudgetStatusReport) -> dict:
+        return {
+            "budget_id": report.budget.pk,
+            "name": report.budget.name,
+            "scope_type": report.budget.scope_type,
+            "limit": str(report.limit),
+            "spent": str(report.current_amount),
+            "reserved": str(report.reserved),
+            "remaining": str(report.remaining),
+            "percent_committed": str(report.percent_committed),
+            "status": report.status,
+        }
+
+    return {
+        "driving_budget_id": driving.budget.pk if driving else None,
+        "budget_factor": _budget_factor(driving),
+        "aggregate_status": chain.aggregate_status,
+        "budgets": [one(r) for r in chain.budgets],
+    }
+
+
+def _tier(candidate: Candidate) -> str:
+    return tier_of(
+        candidate,
+        premium_line=_price_line(settings.COSTSWITCH_PREMIUM_PRICE_LINE),
+        simple_line=_price_line(settings.COSTSWITCH_SIMPLE_PRICE_LINE),
+    )
+
+
+def candidate_summary(scored: Scored) -> dict:
+    candidate = scored.candidate
+    return {
+        "model": candidate.id,
+        "provider": candidate.model.provider,
+        "estimated_cost": str(candidate.cost),
+        "input_tokens": candidate.input_tokens,
+        "output_tokens": candidate.output_tokens,
+        "quality": scored.quality,
+        "meets_requirement": scored.meets_requirement,
+        "tier": _tier(candidate),
+        "components": scored.components,
+        "score": round(scored.score, 4),
+    }
+
+
+def _record(
+    ctx: _Context,
+    *,
+    ranking: Ranking | None = None,
+    chosen: Candidate | None = None,
+    baseline: Candidate | None = None,
+    chain: Sequence[Candidate] = (),
+    reservation: Reservation | None = None,
+    refusal: DomainError | None = None,
+    save: bool = True,
+) -> Decision:
+    request, principal, analysis = ctx.request, ctx.principal, ctx.analysis
+    decision = Decision(
+        organization=principal.organization,
+        team=ctx.team,
+        user=ctx.user,
+        api_key=principal.api_key,
+        request_id=request.request_id,
+        path=request.path,
+        requested_model=request.chat.model or "",
+        strategy=ctx.strategy or settings.COSTSWITCH_DEFAULT_STRATEGY,
+        priority=request.priority,
+        task_type=analysis.task_type,
+        complexity=analysis.complexity,
+        quality_requirement=ctx.requirement if isinstance(ctx.requirement, int) else 0,
+        input_tokens=ctx.input_tokens,
+        output_tokens=ctx.output.tokens if ctx.output else 0,
+        rule_set_id=ctx.rule_set_id,
+        rule_name=ctx.rule.name if ctx.rule else "",
+        changes=ctx.changes,
+        analysis=analysis.explain(),
+        budget=ctx.budget,
+    )
+    if ranking is not None:
+        decision.outcome = DecisionOutcome.ADMITTED
+        decision.selected_model = chosen.id
+        decision.estimated_cost = chosen.cost
+        decision.requested_model_cost = baseline.cost if baseline else None
+        decision.quality_requirement = ranking.requirement
+        decision.reservation = reservation
+        decision.fallback_chain = [{"model": c.id, "estimated_cost": str(c.cost)} for c in chain]
+        decision.candidates = [candidate_summary(s) for s in ranking.ranked]
+        decision.rejections = [
+            {"model": r.model, "code": r.code, "reason": r.reason} for r in ranking.rejections
+        ]
+        decision.weights = ranking.weights
+    else:
+        decision.outcome = DecisionOutcome.REFUSED
+        decision.refusal_code = refusal.code
+        decision.refusal_message = refusal.message
+        decision.rejections = refusal.details.get("rejections", [])
+    decision.latency_us = int((time.perf_counter() - ctx.started) * 1_000_000)
+    if save:
+        decision.save()
+    return decision

@@ -1,0 +1,288 @@
+"""Scoring: hard filters first, then a composite score, then the pick. Pure functions over
+snapshots, no database: this is the part of a decision that must take microseconds.
+
+Every model gets four component scores in 0..1: cost (cheaper is higher, on a fixed log-like
+scale), quality for the task type, task fit (how specialised the model is for the task) and history
+(reported outcomes for model x task type). The composite weighs cost by `w_cost` and the rest by
+`1 - w_cost`; `w_cost` grows with the strategy's thrift and the budget factor (how used the tightest
+budget is). Because only the cost weight moves with budget usage, and a higher cost weight can only
+move the argmax to a model that is no dearer, raising usage never makes the choice dearer.
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from costswitch.money import display_decimal
+from selection.choices import QUALITY_LEVEL_SCORES, QualityLevel, Strategy, Tier
+from selection.snapshot import ModelSnapshot
+
+MILLION = Decimal(1_000_000)
+# Cost weight before any budget pressure, per strategy; cost_optimized ranks by cost outright.
+BASE_COST_WEIGHT = {Strategy.QUALITY_FIRST: 0.1, Strategy.BALANCED: 0.4, Strategy.COST_OPTIMIZED: 1.0}
+# How the non-cost weight is shared.
+QUALITY_SHARE, TASK_FIT_SHARE, HISTORY_SHARE = 0.6, 0.2, 0.2
+# Budget pressure can move at most this much of the remaining weight to cost.
+MAX_BUDGET_SHIFT = 0.8
+# The cost score is 0.5 at this effective price per 1M request tokens.
+COST_SCORE_MIDPOINT = 3.0
+NEUTRAL_HISTORY = 0.5
+
+
+@dataclass(frozen=True)
+class PriceLine:
+    """An input/output price pair per 1M tokens that splits models into tiers for one request."""
+
+    input: Decimal
+    output: Decimal
+
+    def cost(self, input_tokens: int, output_tokens: int) -> Decimal:
+        return (input_tokens * self.input + output_tokens * self.output) / MILLION
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model priced for this request."""
+
+    model: ModelSnapshot
+    input_tokens: int
+    output_tokens: int
+    cost: Decimal
+
+    @property
+    def id(self) -> str:
+        return self.model.id
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Everything that can rule a model out, gathered from the request, the rules and the budgets."""
+
+    required_capabilities: frozenset[str] = frozenset()
+    allows: Callable[[str, str], bool] | None = None  # rule allow-lists (model id, provider)
+    restricted_models: frozenset[str] = frozenset()  # budget restrict-models list
+    approved_models: frozenset[str] = frozenset()  # approved overrides lift the two budget filters
+    exclude_premium: bool = False  # 85%: expensive models need an approved override
+    premium_line: PriceLine | None = None
+    cost_ceiling: Decimal | None = None  # per-request limit (request, rule or 95% threshold)
+    price_cap: Decimal | None = None  # substituting a named model: never dearer than it
+    remaining: Decimal | None = None  # room left on the tightest budget
+
+
+@dataclass(frozen=True)
+class Rejection:
+    model: str
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Scored:
+    candidate: Candidate
+    quality: int
+    components: dict[str, float]
+    score: float
+    meets_requirement: bool
+
+    @property
+    def id(self) -> str:
+        return self.candidate.id
+
+    @property
+    def cost(self) -> Decimal:
+        return self.candidate.cost
+
+
+@dataclass(frozen=True)
+class Ranking:
+    chosen: Scored | None
+    ranked: list[Scored]  # eligible models, best first by the strategy's order
+    rejections: list[Rejection]
+    requirement: int
+    requirement_met: bool
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+def quality_requirement(level: int | str | None, complexity: float) -> int | str:
+    """A named level, a number, or (not given) one derived from complexity: 55 for a trivial
+    request, 90 for the hardest. "max" is resolved later, against the models that pass the filters."""
+    if level is None:
+        return round(55 + 35 * complexity)
+    if level == QualityLevel.MAX:
+        return QualityLevel.MAX
+    if isinstance(level, str):
+        return QUALITY_LEVEL_SCORES[level]
+    return int(level)
+
+
+def cost_weight(strategy: str, budget_factor: float) -> float:
+    base = BASE_COST_WEIGHT[strategy]
+    return base + (1 - base) * MAX_BUDGET_SHIFT * min(max(budget_factor, 0.0), 1.0)
+
+
+def weights_for(strategy: str, budget_factor: float) -> dict[str, float]:
+    w_cost = cost_weight(strategy, budget_factor)
+    rest = 1 - w_cost
+    return {
+        "cost": round(w_cost, 4),
+        "quality": round(rest * QUALITY_SHARE, 4),
+        "task_fit": round(rest * TASK_FIT_SHARE, 4),
+        "history": round(rest * HISTORY_SHARE, 4),
+    }
+
+
+def cost_score(cost: Decimal, request_tokens: int) -> float:
+    """Strictly falls as cost rises: 1 for free, 0.5 at COST_SCORE_MIDPOINT per 1M tokens of this
+    request, towards 0 beyond. The same token count for every model keeps it a function of cost."""
+    per_million = float(cost * MILLION / max(request_tokens, 1))
+    return 1 / (1 + (per_million / COST_SCORE_MIDPOINT) ** 0.8)
+
+
+def task_fit(model: ModelSnapshot, task_type: str) -> float:
+    """How much better the model is at this task than at its average task (a coding model fits
+    code): 0.5 for a generalist, up to 1 for a specialist."""
+    return min(max(0.5 + (model.quality_for(task_type) - model.mean_quality) / 40, 0.0), 1.0)
+
+
+def tier_of(candidate: Candidate, *, premium_line: PriceLine, simple_line: PriceLine) -> str:
+    if candidate.cost > premium_line.cost(candidate.input_tokens, candidate.output_tokens):
+        return Tier.PREMIUM
+    if candidate.cost <= simple_line.cost(candidate.input_tokens, candidate.output_tokens):
+        return Tier.SIMPLE
+    return Tier.STANDARD
+
+
+def hard_filter(candidate: Candidate, constraints: Constraints) -> Rejection | None:
+    """The first rule that excludes the model, or None. The order is the explainer's order."""
+    model = candidate.model
+    money = _money_text
+    if not model.is_active:
+        return Rejection(model.id, "inactive", "The model is inactive in the registry.")
+    if not model.usable:
+        return Rejection(model.id, "provider_down", f"Provider {model.provider} is disabled.")
+    if candidate.input_tokens + candidate.output_tokens > model.context_window:
+        return Rejection(
+            model.id,
+            "context_window",
+            f"{candidate.input_tokens + candidate.output_tokens:,} tokens exceed its "
+            f"{model.context_window:,}-token context window.",
+        )
+    missing = constraints.required_capabilities - model.capabilities
+    if missing:
+        return Rejection(model.id, "missing_capability", f"Does not support {', '.join(sorted(missing))}.")
+    if constraints.allows is not None and not constraints.allows(model.id, model.provider):
+        return Rejection(model.id, "not_allowed_by_rule", "Not in the rule's allowed models or providers.")
+    approved = model.id in constraints.approved_models
+    if model.id in constraints.restricted_models and not approved:
+        return Rejection(model.id, "restricted_by_budget", "Restricted by a budget threshold.")
+    if (
+        constraints.exclude_premium
+        and not approved
+        and constraints.premium_line is not None
+        and candidate.cost > constraints.premium_line.cost(candidate.input_tokens, candidate.output_tokens)
+    ):
+        return Rejection(
+            model.id, "requires_approval", "A premium model: needs an approved override at this budget level."
+        )
+    if constraints.cost_ceiling is not None and candidate.cost > constraints.cost_ceiling:
+        return Rejection(
+            model.id,
+            "over_cost_limit",
+            f"Costs {money(candidate.cost)}, over the {money(constraints.cost_ceiling)} per-request limit.",
+        )
+    if constraints.price_cap is not None and candidate.cost > constraints.price_cap:
+        return Rejection(model.id, "dearer_than_requested", "Dearer than the requested model.")
+    if constraints.remaining is not None and candidate.cost > constraints.remaining:
+        return Rejection(
+            model.id,
+            "exceeds_budget",
+            f"Costs {money(candidate.cost)}; the budget has {money(constraints.remaining)} left.",
+        )
+    return None
+
+
+def rank(
+    candidates: Sequence[Candidate],
+    *,
+    task_type: str,
+    requirement: int | str,
+    strategy: str,
+    budget_factor: float,
+    constraints: Constraints,
+    request_tokens: int,
+    history: Mapping[str, float] | None = None,
+) -> Ranking:
+    """Filter, score and order the candidates; `chosen` is the first of `ranked`.
+
+    The quality requirement selects the models that may be chosen; if none meets it, the best
+    quality eligible model is chosen (and the ranking says the requirement was not met)."""
+    history = history or {}
+    rejections: list[Rejection] = []
+    eligible: list[Candidate] = []
+    for candidate in candidates:
+        rejection = hard_filter(candidate, constraints)
+        if rejection is None:
+            eligible.append(candidate)
+        else:
+            rejections.append(rejection)
+    if requirement == QualityLevel.MAX:
+        requirement = max((c.model.quality_for(task_type) for c in eligible), default=100)
+    weights = weights_for(strategy, budget_factor)
+    scored = [_score(c, task_type, requirement, weights, request_tokens, history) for c in eligible]
+    qualifying = [s for s in scored if s.meets_requirement]
+    if qualifying:
+        order = _strategy_order(strategy)
+        ranked = sorted(qualifying, key=order) + sorted(
+            (s for s in scored if not s.meets_requirement), key=_best_quality_order
+        )
+    else:
+        ranked = sorted(scored, key=_best_quality_order)
+    return Ranking(
+        chosen=ranked[0] if ranked else None,
+        ranked=ranked,
+        rejections=rejections,
+        requirement=int(requirement),
+        requirement_met=bool(qualifying),
+        weights=weights,
+    )
+
+
+def _score(
+    candidate: Candidate,
+    task_type: str,
+    requirement: int,
+    weights: dict[str, float],
+    request_tokens: int,
+    history: Mapping[str, float],
+) -> Scored:
+    model = candidate.model
+    quality = model.quality_for(task_type)
+    components = {
+        "cost": cost_score(candidate.cost, request_tokens),
+        "quality": quality / 100,
+        "task_fit": task_fit(model, task_type),
+        "history": history.get(model.id, NEUTRAL_HISTORY),
+    }
+    score = sum(weights[name] * value for name, value in components.items())
+    return Scored(
+        candidate=candidate,
+        quality=quality,
+        components={name: round(value, 4) for name, value in components.items()},
+        score=score,
+        meets_requirement=quality >= requirement,
+    )
+
+
+def _strategy_order(strategy: str):
+    if strategy == Strategy.COST_OPTIMIZED:
+        return lambda s: (s.cost, -s.quality, -s.score, s.id)
+    # Ties in score go to the cheaper model, so a higher cost weight never picks a dearer one.
+    return lambda s: (-s.score, s.cost, s.id)
+
+
+def _best_quality_order(s: Scored):
+    return (-s.quality, s.cost, s.id)
+
+
+def _money_text(amount: Decimal) -> str:
+    return f"${display_decimal(amount)}"

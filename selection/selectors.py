@@ -1,0 +1,158 @@
+"""Reads of the selection app: the rules and history in force for an organization (cached in
+process, checked against a version in the shared cache), and decisions visible to a caller."""
+
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Avg, Count, F, Q, QuerySet, Sum
+from django.utils import timezone
+
+from budgets.models import Organization
+from budgets.principals import Principal
+from budgets.selectors import outcome_stats, percent_of
+from costswitch.errors import NotFound
+from costswitch.money import ZERO, display_decimal, quantize_money
+from selection.choices import DecisionOutcome
+from selection.models import Decision, RuleSetVersion
+from selection.rules import RuleSet, parse_rules
+
+# Outcomes move slowly; recomputing them once a minute per organization is plenty.
+HISTORY_CACHE_SECONDS = 60
+# Reported outcomes count fully only once there are this many; fewer are shrunk towards neutral.
+HISTORY_CONFIDENCE_SAMPLES = 10
+
+
+def rules_version_key(organization_id: int) -> str:
+    return f"selection:rules-version:{organization_id}"
+
+
+@dataclass(frozen=True)
+class RulesInForce:
+    version: RuleSetVersion | None
+    rules: RuleSet
+
+
+_rules_lock = threading.Lock()
+_compiled_rules: dict[int, RulesInForce] = {}
+
+
+def rules_in_force(organization: Organization) -> RulesInForce:
+    """The organization's newest rule set, compiled once per process and version."""
+    key = rules_version_key(organization.pk)
+    version_id = cache.get(key)
+    if version_id is None:
+        version_id = (
+            RuleSetVersion.objects.filter(organization=organization)
+            .order_by("-version")
+            .values_list("pk", flat=True)
+            .first()
+            or 0
+        )
+        cache.set(key, version_id, timeout=None)
+    compiled = _compiled_rules.get(organization.pk)
+    if compiled is not None and (compiled.version.pk if compiled.version else 0) == version_id:
+        return compiled
+    with _rules_lock:
+        version = RuleSetVersion.objects.filter(pk=version_id).first() if version_id else None
+        rules = parse_rules(version.source) if version else RuleSet.EMPTY
+        compiled = RulesInForce(version, rules)
+        _compiled_rules[organization.pk] = compiled
+        return compiled
+
+
+def history_scores(organization: Organization) -> dict[tuple[str, str], float]:
+    """0..1 per (model, task type) from reported outcomes (success rate and ratings), shrunk towards
+    0.5 while samples are few, so one bad answer does not bury a model."""
+    key = f"selection:history:{organization.pk}"
+    scores = cache.get(key)
+    if scores is None:
+        since = timezone.now() - timedelta(days=settings.COSTSWITCH_HISTORY_WINDOW_DAYS)
+        scores = {}
+        for pair, stats in outcome_stats(organization=organization, since=since).items():
+            signals = []
+            judged = stats.successes + stats.failures
+            if judged:
+                signals.append((stats.successes + 1) / (judged + 2))
+            if stats.mean_rating is not None:
+                signals.append((float(stats.mean_rating) - 1) / 4)
+            if not signals:
+                continue
+            raw = sum(signals) / len(signals)
+            confidence = stats.samples / (stats.samples + HISTORY_CONFIDENCE_SAMPLES)
+            scores[pair] = round(0.5 + (raw - 0.5) * confidence, 4)
+        cache.set(key, scores, HISTORY_CACHE_SECONDS)
+    return scores
+
+
+def decisions_for_principal(principal: Principal) -> QuerySet[Decision]:
+    """Decisions the caller may read: an API key its own; people those attributed to the teams and
+    users they can see; finance and admins their whole organization."""
+    queryset = Decision.objects.filter(organization=principal.organization)
+    if principal.api_key is not None:
+        return queryset.filter(api_key=principal.api_key)
+    if principal.org_wide:
+        return queryset
+    allowed = Q(pk__in=[])
+    if principal.visible_team_ids:
+        allowed |= Q(team_id__in=principal.visible_team_ids)
+    if principal.visible_user_ids:
+        allowed |= Q(user_id__in=principal.visible_user_ids)
+    return queryset.filter(allowed)
+
+
+def decision_get(*, principal: Principal, decision_id: int) -> Decision:
+    decision = decisions_for_principal(principal).filter(pk=decision_id).first()
+    if decision is None:
+        raise NotFound(f"Decision {decision_id} not found.")
+    return decision
+
+
+def decision_stats(decisions: QuerySet[Decision]) -> dict:
+    """Selection counts by model and outcome, why choices changed, and what switching saved
+    (requested or default model's estimated cost minus the chosen one's), in a handful of queries."""
+    admitted = decisions.filter(outcome=DecisionOutcome.ADMITTED)
+    totals = decisions.aggregate(
+        total=Count("pk"),
+        admitted=Count("pk", filter=Q(outcome=DecisionOutcome.ADMITTED)),
+        refused=Count("pk", filter=Q(outcome=DecisionOutcome.REFUSED)),
+        latency=Avg("latency_us"),
+    )
+    compared = admitted.filter(requested_model_cost__isnull=False, estimated_cost__isnull=False)
+    savings = compared.aggregate(
+        n=Count("pk"),
+        switched=Count("pk", filter=~Q(selected_model=F("requested_model")) & ~Q(requested_model="")),
+        total=Sum(F("requested_model_cost") - F("estimated_cost")),
+        baseline=Sum("requested_model_cost"),
+    )
+    reasons: dict[str, int] = {}
+    for changes in decisions.exclude(changes=[]).values_list("changes", flat=True).iterator():
+        for change in changes:
+            key = change.get("action") or change.get("code") or change.get("rule") or change.get("source")
+            reasons[f"{change.get('source')}:{key}"] = reasons.get(f"{change.get('source')}:{key}", 0) + 1
+    total_saved = savings["total"] or ZERO
+    average = total_saved / savings["n"] if savings["n"] else None
+    return {
+        "decisions": totals["total"],
+        "admitted": totals["admitted"],
+        "refused": totals["refused"],
+        "average_latency_ms": round(totals["latency"] / 1000, 3) if totals["latency"] is not None else None,
+        "by_model": _counts(admitted, "selected_model"),
+        "by_task_type": _counts(decisions, "task_type"),
+        "by_refusal": _counts(decisions.filter(outcome=DecisionOutcome.REFUSED), "refusal_code"),
+        "reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+        "savings": {
+            "compared": savings["n"],
+            "switched": savings["switched"],
+            "total": display_decimal(total_saved),
+            "average": display_decimal(quantize_money(average)) if average is not None else None,
+            "percent": (str(percent_of(total_saved, savings["baseline"])) if savings["baseline"] else None),
+        },
+    }
+
+
+def _counts(queryset: QuerySet[Decision], field_name: str) -> dict[str, int]:
+    rows = queryset.values(field_name).annotate(n=Count("pk")).order_by("-n", field_name)
+    return {row[field_name]: row["n"] for row in rows}
