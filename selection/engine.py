@@ -27,6 +27,7 @@ MAX_BUDGET_SHIFT = 0.8
 # The cost score is 0.5 at this effective price per 1M request tokens.
 COST_SCORE_MIDPOINT = 3.0
 NEUTRAL_HISTORY = 0.5
+QUALITY_FLOOR = 40
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,12 @@ def cost_score(cost: Decimal, request_tokens: int) -> float:
     request, towards 0 beyond. The same token count for every model keeps it a function of cost."""
     per_million = float(cost * MILLION / max(request_tokens, 1))
     return 1 / (1 + (per_million / COST_SCORE_MIDPOINT) ** 0.8)
+
+
+def quality_score(quality: int) -> float:
+    """Quality for the task type on 0..1, from 40 (barely usable) to 100: the range where models
+    differ, so an 8-point gap weighs like one rather than like 8% of the scale."""
+    return min(max((quality - QUALITY_FLOOR) / (100 - QUALITY_FLOOR), 0.0), 1.0)
 
 
 def task_fit(model: ModelSnapshot, task_type: str) -> float:
@@ -259,7 +266,7 @@ def _score(
     quality = model.quality_for(task_type)
     components = {
         "cost": cost_score(candidate.cost, request_tokens),
-        "quality": quality / 100,
+        "quality": quality_score(quality),
         "task_fit": task_fit(model, task_type),
         "history": history.get(model.id, NEUTRAL_HISTORY),
     }

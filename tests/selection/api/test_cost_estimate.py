@@ -89,7 +89,7 @@ def test_it_answers_in_the_seed_shape_with_exact_tokens_and_costs(world, catalog
         "status": "normal",
         "aggregateStatus": "normal",
     }
-    assert body["taskType"] == "chat" and body["taskTypeSource"] == "default"
+    assert body["taskType"] == "chat" and body["taskTypeSource"] == "detected"
 
 
 def test_models_estimate_is_the_same_contract(world, catalog):
