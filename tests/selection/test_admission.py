@@ -16,7 +16,7 @@ from selection.estimates import ChatRequest
 from selection.models import Decision
 from selection.snapshot import registry_changed
 from tests.budgets.factories import make_api_key, team_budget
-from tests.models_registry.factories import ProviderFactory
+from tests.models_registry.factories import ModelProfileFactory, ProviderFactory
 from tests.selection.conftest import quality
 
 HELLO = [{"role": "user", "content": "What is the capital of Peru?"}]
@@ -318,3 +318,30 @@ PHOTO = [
     }
 ]
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize("strategy", ["quality_first", "balanced", "cost_optimized"])
+@pytest.mark.parametrize("model", [None, "premium", "standard"])
+def test_as_a_budget_fills_up_the_choice_never_gets_dearer(ladder, key_principal, world, strategy, model):
+    ModelProfileFactory(
+        id="mid",
+        input_price_per_million=Decimal("1"),
+        output_price_per_million=Decimal("4"),
+        quality_scores=quality(84),
+    )
+    team_budget(world.alpha, limit=Decimal("100"))
+    request = _request(model=model, strategy=strategy, priority="high")
+    costs = []
+    spent = Decimal(0)
+    for percent in range(0, 100, 3):
+        if percent > spent:
+            usage_record_many(
+                principal=key_principal,
+                reports=[UsageReport(request_id=f"fill-{percent}", cost=Decimal(percent) - spent)],
+            )
+            spent = Decimal(percent)
+        decision = admit(principal=key_principal, request=request, reserve=False, record=False).decision
+        costs.append((percent, decision.selected_model, decision.estimated_cost))
+    assert all(later[2] <= earlier[2] for earlier, later in zip(costs, costs[1:])), costs
+    if strategy == "quality_first":  # it starts dear, so the pressure must show
+        assert costs[-1][2] < costs[0][2], costs
