@@ -51,8 +51,8 @@ from selection.estimates import (
     expected_output,
 )
 from selection.models import Decision
-from selection.rules import Rule, RuleContext
-from selection.selectors import history_scores, rules_in_force
+from selection.rules import Rule, RuleContext, RuleSet
+from selection.selectors import RulesInForce, history_scores, rules_in_force
 from selection.snapshot import ModelSnapshot, RegistrySnapshot, registry_snapshot
 
 AUTO = "auto"
@@ -126,11 +126,17 @@ class _Context:
 
 
 def admit(
-    *, principal: Principal, request: AdmissionRequest, reserve: bool = True, record: bool = True
+    *,
+    principal: Principal,
+    request: AdmissionRequest,
+    reserve: bool = True,
+    record: bool = True,
+    rules: RuleSet | None = None,
 ) -> Admission:
     """Choose a model for `request` and hold its cost on the caller's budgets.
 
-    `reserve=False, record=False` explains a hypothetical request (nothing is held or stored).
+    `reserve=False, record=False` explains a hypothetical request (nothing is held or stored);
+    `rules` tries a draft rule set instead of the organization's rules in force.
     A retry with the same request id returns the first admission without charging again."""
     started = time.perf_counter()
     request = request if request.request_id else replace(request, request_id=f"sel-{uuid.uuid4().hex}")
@@ -140,7 +146,7 @@ def admit(
             return earlier
     ctx = _Context(principal=principal, request=request, started=started)
     try:
-        return _admit(ctx, reserve=reserve, record=record)
+        return _admit(ctx, reserve=reserve, record=record, draft_rules=rules)
     except DomainError as error:
         if record and ctx.analysis is not None:
             decision = _record(ctx, refusal=error)
@@ -148,7 +154,7 @@ def admit(
         raise
 
 
-def _admit(ctx: _Context, *, reserve: bool, record: bool) -> Admission:
+def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet | None) -> Admission:
     principal, request = ctx.principal, ctx.request
     chat = request.chat
     check_prompt_size(chat.messages)
@@ -175,7 +181,9 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool) -> Admission:
     ctx.output = expected_output(principal, analysis.task_type, chat.max_tokens)
     chain = chain_status(principal=principal, team=ctx.team, user=ctx.user)
 
-    rules = rules_in_force(principal.organization)
+    rules = (
+        RulesInForce(None, draft_rules) if draft_rules is not None else rules_in_force(principal.organization)
+    )
     ctx.rule_set_id = rules.version.pk if rules.version else None
     driving = _most_used(chain.budgets)
     ctx.rule = rules.rules.first_match(_rule_context(ctx, requested_id, driving))
