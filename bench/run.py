@@ -44,6 +44,7 @@ SECTIONS: dict[str, Section] = {
     "ledger": Section("bench.ledger", needs_database=True),
     "tokens": Section("bench.tokens", needs_database=False),
     "estimates": Section("bench.estimates", needs_database=True),
+    "selection": Section("bench.selection", needs_database=True),
 }
 
 

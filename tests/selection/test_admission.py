@@ -1,6 +1,7 @@
 """admit(): the flow every entry point uses, through its public function."""
 
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from django.core.cache import cache
@@ -342,6 +343,6 @@ def test_as_a_budget_fills_up_the_choice_never_gets_dearer(ladder, key_principal
             spent = Decimal(percent)
         decision = admit(principal=key_principal, request=request, reserve=False, record=False).decision
         costs.append((percent, decision.selected_model, decision.estimated_cost))
-    assert all(later[2] <= earlier[2] for earlier, later in zip(costs, costs[1:])), costs
+    assert all(later[2] <= earlier[2] for earlier, later in pairwise(costs)), costs
     if strategy == "quality_first":  # it starts dear, so the pressure must show
         assert costs[-1][2] < costs[0][2], costs
