@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -23,7 +23,6 @@ from budgets.selectors import (
     ChainStatusReport,
     chain_status,
     cost_restrictions,
-    percent_of,
 )
 from budgets.services.ledger import reservation_authorize
 from costswitch.errors import BudgetExceeded, Conflict, DomainError, PermissionDenied, ValidationFailed
@@ -56,6 +55,8 @@ from selection.selectors import RulesInForce, history_scores, rules_in_force
 from selection.snapshot import ModelSnapshot, RegistrySnapshot, registry_snapshot
 
 AUTO = "auto"
+# Share of the remaining budget one request takes, in percent: fine enough for cheap requests.
+PERCENT_QUANTUM = Decimal("0.0001")
 FALLBACK_CHAIN_LENGTH = 3
 # The budget factor starts counting at this share used and reaches 1 at 100%.
 BUDGET_FACTOR_FROM = Decimal(50)
@@ -251,7 +252,9 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet |
         reservation = result.reservation
     ctx.budget["impact"] = budget_impact(chosen.cost, remaining)
     ctx.budget["percent_of_remaining"] = (
-        str(percent_of(chosen.cost, remaining)) if remaining is not None and remaining > 0 else None
+        str((chosen.cost * 100 / remaining).quantize(PERCENT_QUANTUM, rounding=ROUND_CEILING))
+        if remaining is not None and remaining > 0
+        else None
     )
     baseline = requested or candidates.get(settings.COSTSWITCH_DEFAULT_MODEL)
     decision = _record(

@@ -222,6 +222,10 @@ def _money(amount) -> dict | None:
     return {"amount": display_decimal(Decimal(amount)), "currency": settings.COSTSWITCH_CURRENCY}
 
 
+def _decimal(value: str | None):
+    return display_decimal(Decimal(value)) if value is not None else None
+
+
 def select_body(decision: Decision, *, replayed: bool = False) -> dict:
     """The seed's select contract, plus what a caller needs to call the model and settle it."""
     chosen = decision.candidates[0] if decision.candidates else {}
@@ -244,7 +248,7 @@ def select_body(decision: Decision, *, replayed: bool = False) -> dict:
         "requested_model_cost": _money(decision.requested_model_cost),
         "savings": _money(savings) if savings is not None else None,
         "budget_impact": {
-            "percent_of_remaining": decision.budget.get("percent_of_remaining"),
+            "percent_of_remaining": _decimal(decision.budget.get("percent_of_remaining")),
             "status": decision.budget.get("impact"),
             "budget_status": decision.budget.get("aggregate_status"),
         },
