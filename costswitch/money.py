@@ -17,7 +17,11 @@ class PlainDecimal(Decimal):
     """A Decimal that prints in plain notation (0.000000001, never 1E-9), for JSON output."""
 
     def __str__(self) -> str:
-        return format(self, "f")
+        return Decimal.__format__(self, "f")
+
+    def __format__(self, spec: str) -> str:
+        # f"{amount}" must read like str(amount), not 1E-7.
+        return str(self) if not spec else Decimal.__format__(self, spec)
 
 
 def display_decimal(value: Decimal) -> PlainDecimal:

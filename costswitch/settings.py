@@ -140,6 +140,24 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": False,
     "UNAUTHENTICATED_USER": None,
 }
+# Free-form JSON the caller owns keeps its keys as sent: metadata rules match on them, and tool and
+# response schemas are forwarded to providers (`userId` must not become `user_id`).
+JSON_CAMEL_CASE = {
+    "JSON_UNDERSCOREIZE": {
+        "no_underscore_before_number": False,
+        "ignore_fields": ("metadata", "tools", "tool_calls", "response_format", "logit_bias"),
+        "ignore_keys": None,
+    }
+}
+# Free-form JSON the caller owns keeps its keys as sent: metadata rules match on them, and tool and
+# response schemas are forwarded to providers (`userId` must not become `user_id`).
+JSON_CAMEL_CASE = {
+    "JSON_UNDERSCOREIZE": {
+        "no_underscore_before_number": False,
+        "ignore_fields": ("metadata", "tools", "tool_calls", "response_format", "logit_bias"),
+        "ignore_keys": None,
+    }
+}
 SPECTACULAR_SETTINGS = {
     "TITLE": "costswitch API",
     "DESCRIPTION": "Cost-aware LLM model switching: budgets, spend ledger, reservations and usage.",

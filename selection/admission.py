@@ -5,10 +5,12 @@ reserve on the ledger -> record the decision. A refusal is recorded too, then ra
 explainer can show why a request was turned away.
 """
 
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -26,7 +28,7 @@ from budgets.selectors import (
 )
 from budgets.services.ledger import reservation_authorize
 from costswitch.errors import BudgetExceeded, Conflict, DomainError, PermissionDenied, ValidationFailed
-from costswitch.money import ZERO, quantize_money
+from costswitch.money import ZERO, display_decimal, quantize_money
 from models_registry.pricing import request_cost
 from models_registry.tokens import count_message_tokens_per_tokenizer
 from selection.analysis import RequestAnalysis, analyze_request
@@ -50,7 +52,7 @@ from selection.estimates import (
     expected_output,
 )
 from selection.models import Decision
-from selection.rules import Rule, RuleContext, RuleSet
+from selection.rules import Rule, RuleContext, RuleSet, SelectModelAction
 from selection.selectors import RulesInForce, history_scores, rules_in_force
 from selection.snapshot import ModelSnapshot, RegistrySnapshot, registry_snapshot
 
@@ -142,7 +144,7 @@ def admit(
     started = time.perf_counter()
     request = request if request.request_id else replace(request, request_id=f"sel-{uuid.uuid4().hex}")
     if reserve:
-        earlier = _earlier_admission(principal, request.request_id)
+        earlier = _earlier_admission(principal, request.request_id, request_fingerprint(request))
         if earlier is not None:
             return earlier
     ctx = _Context(principal=principal, request=request, started=started)
@@ -227,8 +229,10 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet |
         if c is not None
     ]
     constraints = replace(constraints, cost_ceiling=min(cost_limits) if cost_limits else None)
-    if select is not None and select.strategy:
-        ctx.changes.append({"source": "rule", "rule": ctx.rule.name, "effect": f"strategy {select.strategy}"})
+    if select is not None:
+        ctx.changes.extend(
+            {"source": "rule", "rule": ctx.rule.name, "effect": e} for e in _rule_effects(select)
+        )
 
     ranking = _choose(ctx, pool, requested, constraints, pressure, _budget_factor(driving), registry)
     if ranking.chosen is None:
@@ -275,7 +279,7 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet |
     )
 
 
-def _earlier_admission(principal: Principal, request_id: str) -> Admission | None:
+def _earlier_admission(principal: Principal, request_id: str, fingerprint: str) -> Admission | None:
     """A retried select: the first decision stands (and nothing is reserved twice)."""
     decision = (
         Decision.objects.filter(
@@ -286,12 +290,25 @@ def _earlier_admission(principal: Principal, request_id: str) -> Admission | Non
     )
     if decision is None:
         return None
-    same_caller = decision.api_key_id == (principal.api_key.pk if principal.api_key else None) and (
-        principal.api_key is not None or decision.user_id == principal.user.pk
-    )
+    if principal.api_key is not None:
+        same_caller = decision.api_key_id == principal.api_key.pk
+    else:
+        same_caller = decision.api_key_id is None and decision.requested_by_id == principal.user.pk
     if not same_caller:
         raise Conflict(f"Request id {request_id!r} is already in use.", code="idempotency_conflict")
+    if decision.fingerprint != fingerprint:
+        raise Conflict(
+            f"Request id {request_id!r} was already used for a different request.",
+            code="idempotency_conflict",
+        )
     return Admission(decision=decision, reservation=decision.reservation, replayed=True)
+
+
+def request_fingerprint(request: AdmissionRequest) -> str:
+    """What makes two select requests the same one (everything but the request id and the path)."""
+    fields = {name: value for name, value in asdict(request).items() if name not in {"request_id", "path"}}
+    canonical = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _rule_context(ctx: _Context, requested_id: str | None, driving: BudgetStatusReport | None) -> RuleContext:
@@ -521,6 +538,23 @@ def _resolved(requirement: int | str, ranking: Ranking) -> int:
     return ranking.requirement if isinstance(requirement, str) else int(requirement)
 
 
+def _rule_effects(select: SelectModelAction) -> list[str]:
+    effects = []
+    if select.strategy:
+        effects.append(f"strategy {select.strategy}")
+    if select.quality_requirement is not None:
+        effects.append(f"quality requirement {select.quality_requirement}")
+    if select.cost_limit is not None:
+        effects.append(f"cost limit ${display_decimal(select.cost_limit)}")
+    if select.allowed_models:
+        effects.append(f"allowed models {', '.join(select.allowed_models)}")
+    if select.allowed_providers:
+        effects.append(f"allowed providers {', '.join(select.allowed_providers)}")
+    if select.budget_scope != "tightest":
+        effects.append(f"budget scope {select.budget_scope}")
+    return effects
+
+
 def _fallbacks_enabled(ctx: _Context) -> bool:
     if ctx.rule is None:
         return True
@@ -540,11 +574,7 @@ def _fallback_chain(
     chain: list[Candidate] = []
     for model_id in dict.fromkeys(order):
         candidate = eligible[model_id]
-        if (
-            model_id != chosen.id
-            and candidate.cost <= chosen.cost
-            and candidate.model.provider_status == "active"
-        ):
+        if model_id != chosen.id and candidate.cost <= chosen.cost:
             chain.append(candidate)
         if len(chain) == FALLBACK_CHAIN_LENGTH:
             break
@@ -635,7 +665,9 @@ def _record(
         api_key=principal.api_key,
         request_id=request.request_id,
         path=request.path,
-        requested_model=request.chat.model or "",
+        requested_by=principal.user if principal.api_key is None else None,
+        fingerprint=request_fingerprint(request),
+        requested_model="" if request.chat.model in (None, AUTO) else request.chat.model,
         strategy=ctx.strategy or settings.COSTSWITCH_DEFAULT_STRATEGY,
         priority=request.priority,
         task_type=analysis.task_type,

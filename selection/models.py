@@ -47,7 +47,18 @@ class Decision(models.Model):
     team = models.ForeignKey(Team, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     user = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     api_key = models.ForeignKey(ApiKey, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    requested_by = models.ForeignKey(
+        User,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The person asking (no key).",
+    )
     request_id = models.CharField(max_length=200)
+    fingerprint = models.CharField(
+        max_length=64, blank=True, help_text="SHA-256 of the request, to refuse a reused id."
+    )
     path = models.CharField(max_length=200, blank=True)
     outcome = models.CharField(max_length=20, choices=DecisionOutcome.choices)
     refusal_code = models.CharField(max_length=50, blank=True)

@@ -139,16 +139,20 @@ def decision_stats(decisions: QuerySet[Decision]) -> dict:
         "admitted": totals["admitted"],
         "refused": totals["refused"],
         "average_latency_ms": round(totals["latency"] / 1000, 3) if totals["latency"] is not None else None,
-        "by_model": _counts(admitted, "selected_model"),
-        "by_task_type": _counts(decisions, "task_type"),
-        "by_refusal": _counts(decisions.filter(outcome=DecisionOutcome.REFUSED), "refusal_code"),
-        "reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+        # Lists of objects, not maps: model ids and codes are data, and map keys would be camelCased.
+        "by_model": _counts(admitted, "selected_model", "model"),
+        "by_task_type": _counts(decisions, "task_type", "task_type"),
+        "by_refusal": _counts(decisions.filter(outcome=DecisionOutcome.REFUSED), "refusal_code", "code"),
+        "reasons": [
+            {"reason": reason, "count": count}
+            for reason, count in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
         "savings": {
             "compared": savings["n"],
             "switched": savings["switched"],
             "total": display_decimal(total_saved),
             "average": display_decimal(quantize_money(average)) if average is not None else None,
-            "percent": (str(percent_of(total_saved, savings["baseline"])) if savings["baseline"] else None),
+            "percent": percent_of(total_saved, savings["baseline"]) if savings["baseline"] else None,
         },
     }
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.cache import cache
+from django.db import transaction
 
 from models_registry.choices import ProviderStatus, TaskType
 from models_registry.models import ModelFallback, ModelProfile
@@ -131,3 +132,8 @@ def registry_snapshot(version: str | None = None) -> RegistrySnapshot:
 def registry_changed() -> None:
     """Invalidate every process's snapshot (called after registry writes commit)."""
     cache.set(REGISTRY_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+
+
+def on_registry_write(**kwargs) -> None:
+    """Signal receiver (module level, so the weak reference signals keep stays alive)."""
+    transaction.on_commit(registry_changed)

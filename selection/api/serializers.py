@@ -226,6 +226,16 @@ def _decimal(value: str | None):
     return display_decimal(Decimal(value)) if value is not None else None
 
 
+def _budget_numbers(snapshot: dict) -> dict:
+    """The stored snapshot keeps amounts as exact strings; the API shows them as numbers."""
+    amounts = ["limit", "spent", "reserved", "remaining", "percent_committed"]
+    return {
+        **snapshot,
+        "percent_of_remaining": _decimal(snapshot.get("percent_of_remaining")),
+        "budgets": [{**b, **{k: _decimal(b[k]) for k in amounts}} for b in snapshot.get("budgets", [])],
+    }
+
+
 def select_body(decision: Decision, *, replayed: bool = False) -> dict:
     """The seed's select contract, plus what a caller needs to call the model and settle it."""
     chosen = decision.candidates[0] if decision.candidates else {}
@@ -347,11 +357,13 @@ def explanation_body(decision: Decision) -> dict:
         else None,
         "changes": decision.changes,
         "weights": decision.weights,
-        "candidates": decision.candidates,
+        "candidates": [{**c, "estimated_cost": _decimal(c["estimated_cost"])} for c in decision.candidates],
         "rejections": decision.rejections,
-        "fallback_chain": decision.fallback_chain,
+        "fallback_chain": [
+            {**f, "estimated_cost": _decimal(f["estimated_cost"])} for f in decision.fallback_chain
+        ],
         "alternatives": alternatives(decision),
         "analysis": decision.analysis,
-        "budget": decision.budget,
+        "budget": _budget_numbers(decision.budget),
         "latency_ms": decision.latency_us / 1000,
     }
