@@ -157,6 +157,6 @@ def decision_stats(decisions: QuerySet[Decision]) -> dict:
     }
 
 
-def _counts(queryset: QuerySet[Decision], field_name: str) -> dict[str, int]:
+def _counts(queryset: QuerySet[Decision], field_name: str, label: str) -> list[dict]:
     rows = queryset.values(field_name).annotate(n=Count("pk")).order_by("-n", field_name)
-    return {row[field_name]: row["n"] for row in rows}
+    return [{label: row[field_name], "count": row["n"]} for row in rows]
