@@ -42,7 +42,7 @@ _RESTRICTING = {
 }
 
 
-def _attributed_to_visible(principal: Principal) -> Q:
+def attributed_to_visible(principal: Principal) -> Q:
     """Ledger rows (usage, reservations) attributed to a team or user the principal can see."""
     if principal.org_wide:
         return Q()
@@ -79,14 +79,14 @@ def usage_for_principal(principal: Principal) -> QuerySet[UsageRecord]:
     queryset = UsageRecord.objects.filter(organization=principal.organization)
     if principal.api_key is not None:
         return queryset.filter(api_key=principal.api_key)
-    return queryset.filter(_attributed_to_visible(principal))
+    return queryset.filter(attributed_to_visible(principal))
 
 
 def reservations_for_principal(principal: Principal) -> QuerySet[Reservation]:
     queryset = Reservation.objects.filter(organization=principal.organization)
     if principal.api_key is not None:
         return queryset.filter(api_key=principal.api_key)
-    return queryset.filter(_attributed_to_visible(principal))
+    return queryset.filter(attributed_to_visible(principal))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from budgets.models import Organization
 from budgets.principals import Principal
-from budgets.selectors import outcome_stats, percent_of
+from budgets.selectors import attributed_to_visible, outcome_stats, percent_of
 from costswitch.errors import NotFound
 from costswitch.money import ZERO, display_decimal, quantize_money
 from selection.choices import DecisionOutcome
@@ -93,14 +93,7 @@ def decisions_for_principal(principal: Principal) -> QuerySet[Decision]:
     queryset = Decision.objects.filter(organization=principal.organization)
     if principal.api_key is not None:
         return queryset.filter(api_key=principal.api_key)
-    if principal.org_wide:
-        return queryset
-    allowed = Q(pk__in=[])
-    if principal.visible_team_ids:
-        allowed |= Q(team_id__in=principal.visible_team_ids)
-    if principal.visible_user_ids:
-        allowed |= Q(user_id__in=principal.visible_user_ids)
-    return queryset.filter(allowed)
+    return queryset.filter(attributed_to_visible(principal))
 
 
 def decision_get(*, principal: Principal, decision_id: int) -> Decision:
