@@ -21,11 +21,7 @@ from budgets.choices import (
     UsageSource,
 )
 from budgets.periods import period_bounds
-from costswitch.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
-
-
-def _money(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kwargs)
+from costswitch.money import money_field
 
 
 def default_currency() -> str:
@@ -169,14 +165,14 @@ class Budget(models.Model):
     scope_type = models.CharField(max_length=20, choices=ScopeType.choices)
     name = models.CharField(max_length=200)
     period = models.CharField(max_length=20, choices=PeriodKind.choices, default=PeriodKind.MONTHLY)
-    limit = _money()
+    limit = money_field()
     currency = models.CharField(max_length=3, default=default_currency)
     starts_at = models.DateTimeField(help_text="No period of this budget starts before this moment.")
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Required for custom periods.")
     restricted_models = models.JSONField(
         default=list, blank=True, help_text="Model ids refused once a restrict-models threshold is crossed."
     )
-    max_cost_per_request = _money(
+    max_cost_per_request = money_field(
         null=True, blank=True, help_text="Per-request ceiling once a strict-cost-limit threshold is crossed."
     )
     is_active = models.BooleanField(default=True)
@@ -255,9 +251,9 @@ class BudgetPeriod(models.Model):
     budget = models.ForeignKey("budgets.Budget", on_delete=models.PROTECT, related_name="periods")
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
-    limit = _money()
-    spent = _money(default=0)
-    reserved = _money(default=0)
+    limit = money_field()
+    spent = money_field(default=0)
+    reserved = money_field(default=0)
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -293,7 +289,7 @@ class Reservation(models.Model):
     user = models.ForeignKey("budgets.User", on_delete=models.PROTECT, null=True, blank=True)
     api_key = models.ForeignKey("budgets.ApiKey", on_delete=models.PROTECT, null=True, blank=True)
     request_id = models.CharField(max_length=200)
-    amount = _money()
+    amount = money_field()
     model = models.CharField(max_length=200, blank=True)
     state = models.CharField(
         max_length=20, choices=ReservationState.choices, default=ReservationState.PENDING
@@ -320,7 +316,7 @@ class ReservationHold(models.Model):
 
     reservation = models.ForeignKey("budgets.Reservation", on_delete=models.PROTECT, related_name="holds")
     period = models.ForeignKey("budgets.BudgetPeriod", on_delete=models.PROTECT, related_name="holds")
-    amount = _money()
+    amount = money_field()
 
     objects = AppendOnlyQuerySet.as_manager()
 
@@ -350,7 +346,7 @@ class UsageRecord(models.Model):
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     cached_input_tokens = models.PositiveIntegerField(default=0)
-    cost = _money()
+    cost = money_field()
     currency = models.CharField(max_length=3, default=default_currency)
     task_type = models.CharField(max_length=50, blank=True)
     project = models.CharField(max_length=200, blank=True)
@@ -402,7 +398,7 @@ class UsageCharge(models.Model):
 
     usage = models.ForeignKey("budgets.UsageRecord", on_delete=models.PROTECT, related_name="charges")
     period = models.ForeignKey("budgets.BudgetPeriod", on_delete=models.PROTECT, related_name="charges")
-    amount = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES)
+    amount = money_field()
 
     objects = AppendOnlyQuerySet.as_manager()
 

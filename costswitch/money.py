@@ -2,10 +2,17 @@
 
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from django.db import models
+
 MONEY_MAX_DIGITS = 20
 MONEY_DECIMAL_PLACES = 9
 MONEY_QUANTUM = Decimal(1).scaleb(-MONEY_DECIMAL_PLACES)
 ZERO = Decimal(0)
+
+
+def money_field(**kwargs) -> models.DecimalField:
+    """A model field for an amount (or a price) at the ledger's precision."""
+    return models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kwargs)
 
 
 def quantize_money(value: Decimal) -> Decimal:

@@ -15,10 +15,10 @@ from typing import Any
 from costswitch.money import MONEY_DECIMAL_PLACES
 from models_registry.choices import ProviderKind, TaskType, Tokenizer
 from models_registry.models import SLUG_PATTERN
+from models_registry.pricing import MILLION
 
 DEFAULT_CATALOG = Path(__file__).resolve().parent / "catalog" / "models.json"
 CATALOG_SCHEMA = "costswitch.catalog/1"
-MILLION = Decimal(1_000_000)
 _SLUG = re.compile(SLUG_PATTERN)
 
 

@@ -9,17 +9,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
-from costswitch.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from costswitch.money import money_field
 from models_registry.choices import PriceSource, ProviderKind, ProviderStatus, TaskType, Tokenizer
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 validate_registry_slug = RegexValidator(
     SLUG_PATTERN, "Use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit."
 )
-
-
-def _price(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kwargs)
 
 
 def validate_quality_scores(value: object) -> None:
@@ -82,9 +78,9 @@ class ModelProfile(models.Model):
     tokenizer = models.CharField(max_length=20, choices=Tokenizer.choices, default=Tokenizer.O200K_BASE)
     context_window = models.PositiveIntegerField()
     max_output_tokens = models.PositiveIntegerField()
-    input_price_per_million = _price()
-    output_price_per_million = _price()
-    cached_input_price_per_million = _price(
+    input_price_per_million = money_field()
+    output_price_per_million = money_field()
+    cached_input_price_per_million = money_field(
         null=True, blank=True, help_text="Price of cache-read input tokens; empty when the provider has none."
     )
     supports_tools = models.BooleanField(default=False)
@@ -178,12 +174,12 @@ class PriceChange(models.Model):
     model = models.ForeignKey(
         "models_registry.ModelProfile", on_delete=models.CASCADE, related_name="price_changes"
     )
-    old_input_price_per_million = _price(null=True, blank=True)
-    old_output_price_per_million = _price(null=True, blank=True)
-    old_cached_input_price_per_million = _price(null=True, blank=True)
-    input_price_per_million = _price()
-    output_price_per_million = _price()
-    cached_input_price_per_million = _price(null=True, blank=True)
+    old_input_price_per_million = money_field(null=True, blank=True)
+    old_output_price_per_million = money_field(null=True, blank=True)
+    old_cached_input_price_per_million = money_field(null=True, blank=True)
+    input_price_per_million = money_field()
+    output_price_per_million = money_field()
+    cached_input_price_per_million = money_field(null=True, blank=True)
     source = models.CharField(max_length=20, choices=PriceSource.choices)
     source_detail = models.CharField(max_length=300, blank=True, help_text="File, webhook event id or note.")
     changed_by = models.ForeignKey(

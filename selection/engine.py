@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from costswitch.money import display_decimal
+from models_registry.pricing import MILLION
 from selection.choices import QUALITY_LEVEL_SCORES, QualityLevel, Strategy, Tier
 from selection.snapshot import ModelSnapshot
 
-MILLION = Decimal(1_000_000)
 # Cost weight before any budget pressure, per strategy; cost_optimized ranks by cost outright.
 BASE_COST_WEIGHT = {Strategy.QUALITY_FIRST: 0.1, Strategy.BALANCED: 0.4, Strategy.COST_OPTIMIZED: 1.0}
 # How the non-cost weight is shared.

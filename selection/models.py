@@ -5,12 +5,8 @@ from django.db import models
 from django.db.models import Q
 
 from budgets.models import ApiKey, Organization, Reservation, Team, User
-from costswitch.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from costswitch.money import money_field
 from selection.choices import DecisionOutcome, Priority, Strategy
-
-
-def _money(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kwargs)
 
 
 class RuleSetVersion(models.Model):
@@ -70,8 +66,8 @@ class Decision(models.Model):
     task_type = models.CharField(max_length=50)
     complexity = models.FloatField()
     quality_requirement = models.PositiveSmallIntegerField()
-    estimated_cost = _money(null=True, blank=True)
-    requested_model_cost = _money(
+    estimated_cost = money_field(null=True, blank=True)
+    requested_model_cost = money_field(
         null=True, blank=True, help_text="What the requested (or default) model would have cost: savings."
     )
     input_tokens = models.PositiveIntegerField(default=0)
