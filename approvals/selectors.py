@@ -21,9 +21,6 @@ class OverridesInForce:
 
     NONE: ClassVar["OverridesInForce"]
 
-    def allows_model(self, model_id: str) -> bool:
-        return model_id in self.models
-
 
 OverridesInForce.NONE = OverridesInForce()
 

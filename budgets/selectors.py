@@ -110,6 +110,11 @@ class BudgetStatusReport:
     cost_restrictions: dict = field(default_factory=dict)
     last_updated: datetime | None = None
 
+    @property
+    def crossed_actions(self) -> set[str]:
+        """Every action of the thresholds this budget has crossed."""
+        return {action for alert in self.active_alerts for action in alert["actions"]}
+
 
 def percent_of(part: Decimal, whole: Decimal) -> Decimal:
     if whole <= 0:
@@ -246,9 +251,7 @@ def scope_status(*, principal: Principal, scope_type: str, scope_id: int, now=No
         .prefetch_related("thresholds")
     )
     reports = [budget_status(budget=budget, now=now) for budget in budgets]
-    crossed = [
-        (report.budget, {a for alert in report.active_alerts for a in alert["actions"]}) for report in reports
-    ]
+    crossed = [(report.budget, report.crossed_actions) for report in reports]
     return ScopeStatusReport(
         scope_type=scope_type,
         scope_id=scope_id,
@@ -298,9 +301,7 @@ def chain_status(
         ),
     )
     reports = [budget_status(budget=budget, now=now) for budget in budgets]
-    crossed = [
-        (report.budget, {a for alert in report.active_alerts for a in alert["actions"]}) for report in reports
-    ]
+    crossed = [(report.budget, report.crossed_actions) for report in reports]
     return ChainStatusReport(
         budgets=reports,
         tightest=min(reports, key=lambda r: (r.remaining, r.budget.pk), default=None),

@@ -5,6 +5,7 @@ reserve on the ledger -> record the decision. A refusal is recorded too, then ra
 explainer can show why a request was turned away.
 """
 
+import functools
 import hashlib
 import json
 import time
@@ -24,7 +25,6 @@ from budgets.selectors import (
     BudgetStatusReport,
     ChainStatusReport,
     chain_status,
-    cost_restrictions,
 )
 from budgets.services.ledger import reservation_authorize
 from costswitch.errors import BudgetExceeded, Conflict, DomainError, PermissionDenied, ValidationFailed
@@ -54,7 +54,7 @@ from selection.estimates import (
 from selection.models import Decision
 from selection.rules import Rule, RuleContext, RuleSet, SelectModelAction
 from selection.selectors import RulesInForce, history_scores, rules_in_force
-from selection.snapshot import ModelSnapshot, RegistrySnapshot, registry_snapshot
+from selection.snapshot import ModelSnapshot, registry_snapshot
 
 AUTO = "auto"
 # Share of the remaining budget one request takes, in percent: fine enough for cheap requests.
@@ -205,8 +205,7 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet |
     ctx.budget = _budget_snapshot(chain, driving)
 
     candidates = {
-        model.id: _priced(model, counts[model.tokenizer], ctx.output, chat.max_tokens)
-        for model in registry.models.values()
+        model.id: _priced(model, counts[model.tokenizer], ctx.output) for model in registry.models.values()
     }
     requested = candidates.get(requested_id) if requested_id else None
     route_to = ctx.rule.route_to if ctx.rule else None
@@ -234,12 +233,12 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet |
             {"source": "rule", "rule": ctx.rule.name, "effect": e} for e in _rule_effects(select)
         )
 
-    ranking = _choose(ctx, pool, requested, constraints, pressure, _budget_factor(driving), registry)
+    ranking = _choose(ctx, pool, requested, constraints, pressure, _budget_factor(driving))
     if ranking.chosen is None:
         raise _no_model_error(ranking, requested_id)
     chosen = ranking.chosen.candidate
-    chain_models = _fallback_chain(chosen, ranking, registry, enabled=_fallbacks_enabled(ctx))
-    remaining = min((r.remaining for r in chain.budgets), default=None)
+    chain_models = _fallback_chain(chosen, ranking, enabled=_fallbacks_enabled(ctx))
+    remaining = _remaining(chain)
 
     reservation = None
     if reserve:
@@ -406,9 +405,7 @@ def _budget_constraints(
                 f"strategy {before} -> {ctx.strategy}",
             )
         )
-    restrictions = cost_restrictions(
-        [(r.budget, {a for alert in r.active_alerts for a in alert["actions"]}) for r in chain.budgets]
-    )
+    restrictions = chain.cost_restrictions
     ceiling = None
     if ThresholdAction.STRICT_COST_LIMIT in pressure:
         ceiling = restrictions["max_cost_per_request"]
@@ -417,20 +414,19 @@ def _budget_constraints(
             ceiling = min(
                 quantize_money(r.limit * share)
                 for r in chain.budgets
-                if ThresholdAction.STRICT_COST_LIMIT in {a for al in r.active_alerts for a in al["actions"]}
+                if ThresholdAction.STRICT_COST_LIMIT in r.crossed_actions
             )
         if overrides.cost_ceiling is not None:
             ceiling = max(ceiling, overrides.cost_ceiling)
-    premium_line = _price_line(settings.COSTSWITCH_PREMIUM_PRICE_LINE)
     exclude_premium = bool(
         {ThresholdAction.RESTRICT_MODELS, ThresholdAction.REQUIRE_APPROVAL} & set(pressure.actions)
     )
-    remaining = min((r.remaining for r in chain.budgets), default=None)
+    remaining = _remaining(chain)
     return (
         Constraints(
             restricted_models=frozenset(restrictions["restricted_models"]) - overrides.models,
             exclude_premium=exclude_premium,
-            premium_line=premium_line,
+            premium_line=_price_line(tuple(settings.COSTSWITCH_PREMIUM_PRICE_LINE)),
             approved_models=overrides.models,
             cost_ceiling=ceiling,
             remaining=max(remaining, ZERO) if remaining is not None else None,
@@ -443,13 +439,18 @@ def _threshold_change(source: dict, action: str, effect: str) -> dict:
     return {"source": "threshold", "action": action, **source, "effect": effect}
 
 
-def _price_line(values: list[str]) -> PriceLine:
+def _remaining(chain: ChainStatusReport) -> Decimal | None:
+    """Room left on the tightest budget of the chain; None when no budget applies."""
+    return chain.tightest.remaining if chain.tightest else None
+
+
+@functools.lru_cache(maxsize=8)
+def _price_line(values: tuple[str, ...]) -> PriceLine:
+    """Parsed once per setting value (a tuple, so overridden settings still take effect)."""
     return PriceLine(Decimal(values[0]), Decimal(values[1]))
 
 
-def _priced(
-    model: ModelSnapshot, input_tokens: int, output: OutputEstimate, max_tokens: int | None
-) -> Candidate:
+def _priced(model: ModelSnapshot, input_tokens: int, output: OutputEstimate) -> Candidate:
     output_tokens = min(output.tokens, model.max_output_tokens)
     cost = request_cost(model, input_tokens=input_tokens, output_tokens=output_tokens).total
     return Candidate(model=model, input_tokens=input_tokens, output_tokens=output_tokens, cost=cost)
@@ -462,15 +463,11 @@ def _choose(
     constraints: Constraints,
     pressure: _Pressure,
     budget_factor: float,
-    registry: RegistrySnapshot,
 ) -> Ranking:
     """Rank the pool. A named model is honoured unless a rule, a filter or the budget says otherwise;
     under budget pressure it is only swapped for a model no dearer and within QUALITY_TOLERANCE."""
     analysis = ctx.analysis
-    history_all = history_scores(ctx.principal.organization)
-    history = {
-        model_id: score for (model_id, task), score in history_all.items() if task == analysis.task_type
-    }
+    history = history_scores(ctx.principal.organization).get(analysis.task_type, {})
 
     def ranked(pool, constraints, requirement):
         return rank(
@@ -562,9 +559,7 @@ def _fallbacks_enabled(ctx: _Context) -> bool:
     return action.fallback_chain if action is not None else True
 
 
-def _fallback_chain(
-    chosen: Candidate, ranking: Ranking, registry: RegistrySnapshot, *, enabled: bool
-) -> list[Candidate]:
+def _fallback_chain(chosen: Candidate, ranking: Ranking, *, enabled: bool) -> list[Candidate]:
     """Where to go if the chosen model fails: its registered fallbacks first, then the next best
     eligible models; only models the same reservation covers (no dearer than the choice)."""
     if not enabled:
@@ -625,8 +620,8 @@ def _budget_snapshot(chain: ChainStatusReport, driving: BudgetStatusReport | Non
 def _tier(candidate: Candidate) -> str:
     return tier_of(
         candidate,
-        premium_line=_price_line(settings.COSTSWITCH_PREMIUM_PRICE_LINE),
-        simple_line=_price_line(settings.COSTSWITCH_SIMPLE_PRICE_LINE),
+        premium_line=_price_line(tuple(settings.COSTSWITCH_PREMIUM_PRICE_LINE)),
+        simple_line=_price_line(tuple(settings.COSTSWITCH_SIMPLE_PRICE_LINE)),
     )
 
 

@@ -63,15 +63,15 @@ def rules_in_force(organization: Organization) -> RulesInForce:
         return compiled
 
 
-def history_scores(organization: Organization) -> dict[tuple[str, str], float]:
-    """0..1 per (model, task type) from reported outcomes (success rate and ratings), shrunk towards
+def history_scores(organization: Organization) -> dict[str, dict[str, float]]:
+    """0..1 per task type and model from reported outcomes (success rate and ratings), shrunk towards
     0.5 while samples are few, so one bad answer does not bury a model."""
-    key = f"selection:history:{organization.pk}"
+    key = f"selection:history:v2:{organization.pk}"
     scores = cache.get(key)
     if scores is None:
         since = timezone.now() - timedelta(days=settings.COSTSWITCH_HISTORY_WINDOW_DAYS)
         scores = {}
-        for pair, stats in outcome_stats(organization=organization, since=since).items():
+        for (model_id, task_type), stats in outcome_stats(organization=organization, since=since).items():
             signals = []
             judged = stats.successes + stats.failures
             if judged:
@@ -82,7 +82,7 @@ def history_scores(organization: Organization) -> dict[tuple[str, str], float]:
                 continue
             raw = sum(signals) / len(signals)
             confidence = stats.samples / (stats.samples + HISTORY_CONFIDENCE_SAMPLES)
-            scores[pair] = round(0.5 + (raw - 0.5) * confidence, 4)
+            scores.setdefault(task_type, {})[model_id] = round(0.5 + (raw - 0.5) * confidence, 4)
         cache.set(key, scores, HISTORY_CACHE_SECONDS)
     return scores
 
