@@ -42,8 +42,8 @@ _RESTRICTING = {
 }
 
 
-def attributed_to_visible(principal: Principal) -> Q:
-    """Ledger rows (usage, reservations) attributed to a team or user the principal can see."""
+def _attributed_to_visible(principal: Principal) -> Q:
+    """Rows attributed to a team or user the principal can see."""
     if principal.org_wide:
         return Q()
     allowed = Q(pk__in=[])
@@ -52,6 +52,16 @@ def attributed_to_visible(principal: Principal) -> Q:
     if principal.visible_user_ids:
         allowed |= Q(user_id__in=principal.visible_user_ids)
     return allowed
+
+
+def visible_rows(principal: Principal, queryset: QuerySet) -> QuerySet:
+    """Rows of the caller's organization it may read, for anything recorded per request (usage,
+    reservations, selection decisions): an API key its own rows; people those attributed to the
+    teams and users they can see; finance and admins all of them."""
+    queryset = queryset.filter(organization=principal.organization)
+    if principal.api_key is not None:
+        return queryset.filter(api_key=principal.api_key)
+    return queryset.filter(_attributed_to_visible(principal))
 
 
 def budgets_for_principal(principal: Principal) -> QuerySet[Budget]:
@@ -76,17 +86,11 @@ def budget_get(*, principal: Principal, budget_id: int) -> Budget:
 
 
 def usage_for_principal(principal: Principal) -> QuerySet[UsageRecord]:
-    queryset = UsageRecord.objects.filter(organization=principal.organization)
-    if principal.api_key is not None:
-        return queryset.filter(api_key=principal.api_key)
-    return queryset.filter(attributed_to_visible(principal))
+    return visible_rows(principal, UsageRecord.objects.all())
 
 
 def reservations_for_principal(principal: Principal) -> QuerySet[Reservation]:
-    queryset = Reservation.objects.filter(organization=principal.organization)
-    if principal.api_key is not None:
-        return queryset.filter(api_key=principal.api_key)
-    return queryset.filter(attributed_to_visible(principal))
+    return visible_rows(principal, Reservation.objects.all())
 
 
 @dataclass

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from budgets.models import Organization
 from budgets.principals import Principal
-from budgets.selectors import attributed_to_visible, outcome_stats, percent_of
+from budgets.selectors import outcome_stats, percent_of, visible_rows
 from costswitch.errors import NotFound
 from costswitch.money import ZERO, display_decimal, quantize_money
 from selection.choices import DecisionOutcome
@@ -88,12 +88,7 @@ def history_scores(organization: Organization) -> dict[str, dict[str, float]]:
 
 
 def decisions_for_principal(principal: Principal) -> QuerySet[Decision]:
-    """Decisions the caller may read: an API key its own; people those attributed to the teams and
-    users they can see; finance and admins their whole organization."""
-    queryset = Decision.objects.filter(organization=principal.organization)
-    if principal.api_key is not None:
-        return queryset.filter(api_key=principal.api_key)
-    return queryset.filter(attributed_to_visible(principal))
+    return visible_rows(principal, Decision.objects.all())
 
 
 def decision_get(*, principal: Principal, decision_id: int) -> Decision:
