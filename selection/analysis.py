@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models_registry.choices import TaskType
+from selection.literals import FilteredPattern, LiteralIndex
 
 # A class needs at least this much evidence to beat the "chat" default.
 MIN_TASK_SCORE = 1.0
@@ -63,6 +64,8 @@ ASK_MAX_WORDS = 60
 TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 REGEX_CHARS = re.compile(r"[\\()\[\]{}?*+.^$]")
 UNSPACED_SCRIPT = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+# The literals the cue patterns need, so a text is searched for all of them at once.
+CUE_LITERALS = LiteralIndex()
 
 
 class Cue:
@@ -73,7 +76,7 @@ class Cue:
     of a millisecond. Words in scripts written without spaces (Chinese, Japanese, Korean, Thai) are
     matched as substrings."""
 
-    __slots__ = ("_phrases", "_regex", "_substrings", "_words", "scope", "weight")
+    __slots__ = ("_phrases", "_substrings", "_words", "pattern", "scope", "weight")
 
     def __init__(self, weight: float, *alternatives: str, scope: str = EVERYWHERE):
         self.weight = weight
@@ -99,25 +102,18 @@ class Cue:
         self._words = frozenset(words)
         self._phrases = {first: tuple(f" {p} " for p in group) for first, group in phrases.items()}
         self._substrings = tuple(substrings)
-        self._regex = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+        self.pattern = FilteredPattern("|".join(patterns), CUE_LITERALS) if patterns else None
 
-    def search(self, text: "_Text") -> str | None:
-        """The first alternative found in the text, or None."""
-        found = self._words & text.words
-        if found:
-            return min(found)
+    def matches(self, text: "_Text") -> bool:
+        if not self._words.isdisjoint(text.words):
+            return True
         for key in self._phrases.keys() & text.words:
             for phrase in self._phrases[key]:
                 if phrase in text.padded:
-                    return phrase.strip()
-        for substring in self._substrings:
-            if substring in text.raw:
-                return substring
-        if self._regex is not None:
-            match = self._regex.search(text.raw)
-            if match:
-                return match.group()
-        return None
+                    return True
+        if any(substring in text.raw for substring in self._substrings):
+            return True
+        return self.pattern is not None and self.pattern.search(text.raw, text.literals)
 
 
 def _word_set(words: str) -> frozenset[str]:
@@ -132,7 +128,7 @@ def _combine(firsts: str, seconds: str) -> str:
 class _Text:
     """Lower-cased text with its words, so that word-list cues are set lookups."""
 
-    __slots__ = ("_language", "padded", "raw", "words")
+    __slots__ = ("_language", "_literals", "padded", "raw", "words")
 
     def __init__(self, text: str):
         self.raw = text.lower()
@@ -140,6 +136,14 @@ class _Text:
         self.words = frozenset(tokens)
         self.padded = f" {' '.join(tokens)} "
         self._language: str | None = ""
+        self._literals: frozenset[str] | None = None
+
+    @property
+    def literals(self) -> frozenset[str]:
+        """The literals cue patterns need that this text holds."""
+        if self._literals is None:
+            self._literals = CUE_LITERALS.found_in(self.raw)
+        return self._literals
 
     @property
     def language(self) -> str | None:
@@ -969,7 +973,7 @@ def _parts(messages: Sequence[Mapping[str, Any]], last_user, ask: str, document:
         and bool(
             FOLLOW_UP.match(ask_text.raw) or (ANAPHORA.search(ask_text.raw) and not _new_question(ask_text))
         )
-        and not PERSONAL.search(ask_text)
+        and not PERSONAL.matches(ask_text)
         and not (_words(ask) <= 10 and GRATITUDE.search(ask_text.raw) and "?" not in ask)
     )
     return _Parts(
@@ -992,7 +996,7 @@ def _sets_given_text_task(system: _Text) -> bool:
     """Whether a system prompt says what to do with whatever the user sends: summarize, extract,
     translate it."""
     return any(
-        cue.weight >= 2.5 and cue.search(system)
+        cue.weight >= 2.5 and cue.matches(system)
         for task in (TaskType.SUMMARIZATION, TaskType.EXTRACTION, TaskType.TRANSLATION)
         for cue in TASK_CUES[task]
     )
@@ -1027,7 +1031,7 @@ def _task_scores(parts: _Parts, instruction: str, ask: str) -> dict[str, float]:
         for cue in cues:
             allowed = _SCOPE_SOURCES[cue.scope]
             for text, weight, kind in sources:
-                if kind in allowed and text and cue.search(text):
+                if kind in allowed and text and cue.matches(text):
                     score += cue.weight * weight
                     break
         scores[str(task)] = score
