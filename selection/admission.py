@@ -636,7 +636,7 @@ def candidate_summary(scored: Scored) -> dict:
         "quality": scored.quality,
         "meets_requirement": scored.meets_requirement,
         "tier": _tier(candidate),
-        "components": scored.components,
+        "components": {name: round(value, 4) for name, value in scored.components.items()},
         "score": round(scored.score, 4),
     }
 

@@ -41,7 +41,7 @@ class PriceLine:
         return (input_tokens * self.input + output_tokens * self.output) / MILLION
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made per model per request, and frozen costs 3x
 class Candidate:
     """A model priced for this request."""
 
@@ -70,14 +70,14 @@ class Constraints:
     remaining: Decimal | None = None  # room left on the tightest budget
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made per model per request, and frozen costs 3x
 class Rejection:
     model: str
     code: str
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: made per model per request, and frozen costs 3x
 class Scored:
     candidate: Candidate
     quality: int
@@ -274,7 +274,7 @@ def _score(
     return Scored(
         candidate=candidate,
         quality=quality,
-        components={name: round(value, 4) for name, value in components.items()},
+        components=components,
         score=score,
         meets_requirement=quality >= requirement,
     )
