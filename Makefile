@@ -4,11 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint migrate demo clean
+.PHONY: run prod test bench lint audit migrate demo clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade pip setuptools  # a venv's bundled setuptools has known CVEs (make audit)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -22,6 +22,10 @@ demo: migrate
 run: demo
 	DEBUG=1 scripts/run.sh
 
+# Production on one machine: needs DATABASE_URL (PostgreSQL), REDIS_URL and SECRET_KEY[_FILE].
+prod: $(STAMP)
+	scripts/prod.sh
+
 test: $(STAMP)
 	$(BIN)/python scripts/testservices.py $(BIN)/pytest $(PYTEST_ARGS)
 
@@ -31,6 +35,11 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Known vulnerabilities in the installed dependencies (PyPI's advisory data); the project itself
+# is installed editable and is not on PyPI.
+audit: $(STAMP)
+	$(BIN)/pip-audit --skip-editable --progress-spinner off
 
 clean:
 	rm -rf $(VENV) var staticfiles

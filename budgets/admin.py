@@ -37,7 +37,8 @@ from costswitch.admin import ReadOnlyAdminMixin
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "timezone", "created_at"]
+    list_display = ["name", "slug", "timezone", "log_prompts", "created_at"]
+    list_filter = ["log_prompts"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
 
@@ -98,7 +99,15 @@ class ApiKeyAddForm(forms.ModelForm):
 
     class Meta:
         model = ApiKey
-        fields = ["name", "organization", "team", "user", "critical"]
+        fields = [
+            "name",
+            "organization",
+            "team",
+            "user",
+            "critical",
+            "requests_per_minute",
+            "tokens_per_minute",
+        ]
 
     def clean(self):
         data = super().clean()
@@ -138,6 +147,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "team",
         "user",
         "critical",
+        "requests_per_minute",
+        "tokens_per_minute",
         "created_at",
         "last_used_at",
         "revoked_at",
@@ -155,6 +166,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "user",
         "critical",
         "expires_at",
+        "requests_per_minute",
+        "tokens_per_minute",
         "prefix",
         "key_hash",
         "created_at",
@@ -199,6 +212,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
             team=data.get("team"),
             user=data.get("user"),
             critical=data.get("critical", False),
+            requests_per_minute=data.get("requests_per_minute"),
+            tokens_per_minute=data.get("tokens_per_minute"),
         )
         # The admin carries on (log entry, redirect) with the form's instance: make it the created row.
         obj.pk = api_key.pk

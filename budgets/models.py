@@ -22,6 +22,7 @@ from budgets.choices import (
 )
 from budgets.periods import period_bounds
 from costswitch.money import money_field
+from costswitch.ratelimit import per_minute_limit_field
 
 
 def default_currency() -> str:
@@ -49,6 +50,11 @@ class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
     timezone = models.CharField(max_length=64, default="UTC", validators=[_validate_timezone])
+    log_prompts = models.BooleanField(
+        default=False,
+        help_text="Write the prompt text of this organization's requests to the logs (for debugging; "
+        "prompts may hold personal or confidential data).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -139,6 +145,12 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    requests_per_minute = per_minute_limit_field(
+        "API requests per minute with this key, across all processes."
+    )
+    tokens_per_minute = per_minute_limit_field(
+        "Estimated tokens (input + expected output) per minute of the requests this key has admitted."
+    )
 
     class Meta:
         ordering = ["organization_id", "name"]

@@ -13,6 +13,7 @@ from functools import cached_property
 
 from budgets.choices import ORG_WIDE_ROLES, Role, ScopeType
 from budgets.models import ApiKey, Membership, Organization, Team, User
+from costswitch import logs
 from costswitch.errors import NotFound, PermissionDenied
 
 
@@ -101,6 +102,11 @@ def principal_from_request(request) -> Principal:
     else:
         principal = principal_for_user(request.user)
     request._costswitch_principal = principal
+    # Every log record of the request names its caller from here on (never the key itself).
+    logs.bind(
+        principal=logs.principal_label(api_key=principal.api_key, user=principal.user),
+        organization=principal.organization.slug,
+    )
     return principal
 
 

@@ -6,6 +6,7 @@ from django.apps import apps
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from costswitch.api.throttling import invalid_key_guard, invalid_key_seen
 from costswitch.keys import KEY_PREFIX, hash_api_key
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -38,8 +39,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, key = header.partition(" ")
         if scheme != self.keyword:
             return None
+        # A client address over its invalid-key limit is refused before any key work (see throttling).
+        invalid_key_guard(request)
         key = key.strip()
         if not key.startswith(KEY_PREFIX):
+            invalid_key_seen(request)
             raise exceptions.AuthenticationFailed("Malformed API key.")
         ApiKey = apps.get_model("budgets", "ApiKey")
         try:
@@ -47,6 +51,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 key_hash=hash_api_key(key)
             )
         except ApiKey.DoesNotExist:
+            invalid_key_seen(request)
             raise exceptions.AuthenticationFailed("Unknown API key.") from None
         now = timezone.now()
         if api_key.revoked_at is not None or (api_key.expires_at and api_key.expires_at <= now):

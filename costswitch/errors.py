@@ -40,3 +40,29 @@ class BudgetExceeded(DomainError):
 
     status = 402
     code = "budget_exceeded"
+
+
+class RateLimited(DomainError):
+    """Over a rate limit: nothing was consumed or reserved. `retry_after` (seconds) says when the
+    same request would pass; the exception handler sends it as the `Retry-After` header."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        limit: int | None = None,
+        scope: str | None = None,
+        details: dict | None = None,
+    ):
+        self.retry_after = max(float(retry_after), 0.0)
+        details = {
+            "retry_after": round(self.retry_after, 3),
+            "limit": limit,
+            "scope": scope,
+            **(details or {}),
+        }
+        super().__init__(message, details=details)

@@ -47,6 +47,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Probes first (costswitch/health.py): answered before host validation and SSL redirect, and kept
+    # out of the access log and request metrics, which a probe every few seconds would only flood.
+    "costswitch.health.HealthCheckMiddleware",
+    # Outermost: the request id and latency cover every other middleware.
+    "costswitch.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -137,17 +142,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "costswitch.api.pagination.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "costswitch.api.exception_handler.handle_exception",
+    # Requests per minute of API keys that have a limit (README "Rate limits").
+    "DEFAULT_THROTTLE_CLASSES": ["costswitch.api.throttling.ApiKeyRateThrottle"],
     "COERCE_DECIMAL_TO_STRING": False,
     "UNAUTHENTICATED_USER": None,
-}
-# Free-form JSON the caller owns keeps its keys as sent: metadata rules match on them, and tool and
-# response schemas are forwarded to providers (`userId` must not become `user_id`).
-JSON_CAMEL_CASE = {
-    "JSON_UNDERSCOREIZE": {
-        "no_underscore_before_number": False,
-        "ignore_fields": ("metadata", "tools", "tool_calls", "response_format", "logit_bias"),
-        "ignore_keys": None,
-    }
 }
 # Free-form JSON the caller owns keeps its keys as sent: metadata rules match on them, and tool and
 # response schemas are forwarded to providers (`userId` must not become `user_id`).
@@ -195,6 +193,11 @@ COSTSWITCH_SIMPLE_PRICE_LINE = env_list("COSTSWITCH_SIMPLE_PRICE_LINE", "0.5,2")
 COSTSWITCH_STRICT_COST_SHARE = env_str("COSTSWITCH_STRICT_COST_SHARE", "0.01")
 # Reported outcomes older than this no longer shape the history score.
 COSTSWITCH_HISTORY_WINDOW_DAYS = env_int("COSTSWITCH_HISTORY_WINDOW_DAYS", 30)
+# Rate limits (README "Rate limits"): malformed or unknown API keys allowed per client address per
+# minute before the address is refused with 429 for a minute (0 turns the guard off), and how many
+# reverse proxies in front of the app append to X-Forwarded-For (0: the client is REMOTE_ADDR).
+INVALID_KEY_LIMIT_PER_MINUTE = env_int("INVALID_KEY_LIMIT_PER_MINUTE", 30)
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
 # --- Internationalisation, static -----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -202,15 +205,88 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+# Without DEBUG, whitenoise serves the hashed, compressed copies `collectstatic` wrote (cached by
+# browsers for a year); with DEBUG, the source files as they are.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
 LOGIN_URL = "admin:login"
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
 
+# --- Security (production is DEBUG off; `manage.py check --deploy` is clean) ----------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+# Browsers that saw this header over HTTPS refuse plain HTTP to the host for that long.
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# TLS usually ends at the load balancer, which redirects HTTP itself. Django can redirect only when
+# it tells HTTPS requests apart: TLS up to gunicorn, a proxy listed in FORWARDED_ALLOW_IPS (gunicorn
+# then trusts its X-Forwarded-Proto), or SECURE_PROXY_SSL_HEADER.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# "HTTP_X_FORWARDED_PROTO,https": only behind a proxy that always sets (overwrites) that header.
+_proxy_ssl_header = env_list("SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2:
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER must be 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https"
+        )
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header)
+SILENCED_SYSTEM_CHECKS = []
+if not SECURE_SSL_REDIRECT:
+    # security.W008 wants Django to redirect HTTP to HTTPS; by default the load balancer does it
+    # (README "Production"), and behind one that Django does not trust, every request looks like HTTP.
+    SILENCED_SYSTEM_CHECKS.append("security.W008")
+if not SECURE_HSTS_PRELOAD:
+    # security.W021 wants HSTS preload: a submission of the whole registered domain to browsers'
+    # built-in lists, hard to undo, that only the domain's owner can decide (SECURE_HSTS_PRELOAD=1).
+    SILENCED_SYSTEM_CHECKS.append("security.W021")
+
+# Request bodies: JSON API bodies larger than this are refused with 413 `request_too_large`
+# (costswitch/api/parsers.py); form posts (admin) are also limited by field and file count.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 20 * 1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FIELDS = env_int("DATA_UPLOAD_MAX_NUMBER_FIELDS", 1000)
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 10)
+
+# --- Logs and metrics -----------------------------------------------------------------------------
+LOG_FORMAT = env_str("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "costswitch.logs.ContextFilter"},
+        "redact": {"()": "costswitch.logs.RedactFilter"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "costswitch.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # Prompt text is logged only for organizations that allow it (Organization.log_prompts); set
+    # this logger to INFO to keep prompts out of the logs whatever organizations allow.
+    "loggers": {"costswitch.prompts": {"level": env_str("LOG_PROMPTS_LEVEL", "DEBUG")}},
 }
+# /metrics answers anyone unless this is set; then it wants `Authorization: Bearer <token>`.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# Budgets (most used first) and organizations that get their own label in /metrics.
+METRICS_MAX_BUDGETS = env_int("METRICS_MAX_BUDGETS", 100)

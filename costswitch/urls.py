@@ -2,11 +2,17 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from costswitch import health
+from costswitch.metrics import metrics_view
 from costswitch.views import home, not_found
 
 urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
+    # Answered by costswitch.health.HealthCheckMiddleware before routing; named here for reverse().
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include(("selection.api.urls", "selection"), namespace="selection-api")),

@@ -10,6 +10,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from costswitch.money import money_field
+from costswitch.ratelimit import per_minute_limit_field
 from models_registry.choices import PriceSource, ProviderKind, ProviderStatus, TaskType, Tokenizer
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -94,6 +95,11 @@ class ModelProfile(models.Model):
         null=True, blank=True, help_text="Typical time to first token."
     )
     is_active = models.BooleanField(default=True)
+    requests_per_minute = per_minute_limit_field(
+        "Requests per minute routed to this model (e.g. the provider account's quota); over it, "
+        "selection falls back to another model."
+    )
+    tokens_per_minute = per_minute_limit_field("Estimated tokens per minute routed to this model.")
     fallbacks = models.ManyToManyField(
         "self",
         through="models_registry.ModelFallback",

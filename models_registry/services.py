@@ -37,6 +37,9 @@ PROFILE_FIELDS = (
     "source_url",
     "notes",
 )
+# Per-minute limits are the deployment's (its provider accounts' quotas), not catalog data: the API
+# and admin set them, catalog imports leave them alone.
+RATE_LIMIT_FIELDS = ("requests_per_minute", "tokens_per_minute")
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,7 @@ def model_fallbacks_set(*, model: ModelProfile, fallback_ids: Sequence[str]) -> 
 
 
 def _profile_fields(profile: Mapping[str, Any]) -> dict[str, Any]:
-    unknown = set(profile) - set(PROFILE_FIELDS)
+    unknown = set(profile) - {*PROFILE_FIELDS, *RATE_LIMIT_FIELDS}
     if unknown:
         raise TypeError(f"Not profile fields: {', '.join(sorted(unknown))}")
     return dict(profile)

@@ -21,12 +21,14 @@ from approvals.selectors import OverridesInForce, overrides_in_force
 from budgets.choices import BudgetStatus, ThresholdAction
 from budgets.models import Reservation
 from budgets.principals import Principal, attribution_for
+from budgets.ratelimits import AdmissionRateLimit, ModelDemand, admission_rate_limit
 from budgets.selectors import (
     BudgetStatusReport,
     ChainStatusReport,
     chain_status,
 )
 from budgets.services.ledger import reservation_authorize
+from costswitch import logs, metrics
 from costswitch.errors import BudgetExceeded, Conflict, DomainError, PermissionDenied, ValidationFailed
 from costswitch.money import ZERO, display_decimal, quantize_money
 from models_registry.pricing import request_cost
@@ -38,6 +40,7 @@ from selection.engine import (
     Constraints,
     PriceLine,
     Ranking,
+    Rejection,
     Scored,
     quality_requirement,
     rank,
@@ -177,6 +180,8 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet |
         chat.messages, tools=chat.tools, response_format=chat.response_format, task_type=chat.task_type
     )
     ctx.analysis = analysis
+    if principal.organization.log_prompts:  # opt-in per organization; off costs one attribute read
+        logs.log_prompt(request_id=request.request_id, messages=chat.messages)
     counts = count_message_tokens_per_tokenizer(
         chat.messages, tokenizers=registry.tokenizers | {"o200k_base"}, tools=chat.tools
     )
@@ -236,22 +241,27 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet |
     ranking = _choose(ctx, pool, requested, constraints, pressure, _budget_factor(driving))
     if ranking.chosen is None:
         raise _no_model_error(ranking, requested_id)
+    ranking, gate = _within_rate_limits(ctx, ranking, consume=reserve)
     chosen = ranking.chosen.candidate
     chain_models = _fallback_chain(chosen, ranking, enabled=_fallbacks_enabled(ctx))
     remaining = _remaining(chain)
 
     reservation = None
     if reserve:
-        result = reservation_authorize(
-            principal=principal,
-            request_id=request.request_id,
-            amount=chosen.cost,
-            model=chosen.id,
-            ttl_seconds=request.ttl_seconds,
-            metadata={"task_type": analysis.task_type, "selected_by": "costswitch"},
-            team_id=request.team_id,
-            user_id=request.user_id,
-        )
+        try:
+            result = reservation_authorize(
+                principal=principal,
+                request_id=request.request_id,
+                amount=chosen.cost,
+                model=chosen.id,
+                ttl_seconds=request.ttl_seconds,
+                metadata={"task_type": analysis.task_type, "selected_by": "costswitch"},
+                team_id=request.team_id,
+                user_id=request.user_id,
+            )
+        except DomainError:
+            gate.refund()  # a request the budget refuses uses no rate quota
+            raise
         reservation = result.reservation
     ctx.budget["impact"] = budget_impact(chosen.cost, remaining)
     ctx.budget["percent_of_remaining"] = (
@@ -276,6 +286,52 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet |
         fallback_chain=chain_models,
         ranking=ranking,
     )
+
+
+def _within_rate_limits(
+    ctx: _Context, ranking: Ranking, *, consume: bool
+) -> tuple[Ranking, AdmissionRateLimit]:
+    """The best ranked model within its rate limits, its quota taken with the key's tokens (one Redis
+    round trip); models over their limits are rejected with code "rate_limited". Raises RateLimited
+    (429) when the key is over its tokens per minute or every model tried is over its limits."""
+    gate = admission_rate_limit(
+        api_key=ctx.principal.api_key,
+        tokens=ctx.input_tokens + ctx.output.tokens,
+        demands=[
+            ModelDemand(
+                scored.id,
+                scored.candidate.input_tokens + scored.candidate.output_tokens,
+                scored.candidate.model.requests_per_minute,
+                scored.candidate.model.tokens_per_minute,
+            )
+            for scored in ranking.ranked
+        ],
+        consume=consume,
+    )
+    rejections = [
+        Rejection(model_id, "rate_limited", f"Rate limited: {gate.reason(model_id)}.")
+        for model_id in gate.skipped
+    ]
+    if not gate.allowed:
+        gate.error.details = {
+            **gate.error.details,
+            "rejections": [_rejection_detail(r) for r in [*ranking.rejections, *rejections][:20]],
+        }
+        raise gate.error
+    if gate.index:
+        ranking = replace(
+            ranking,
+            chosen=ranking.ranked[gate.index],
+            ranked=ranking.ranked[gate.index :],
+            rejections=[*ranking.rejections, *rejections],
+        )
+        ctx.changes.append(
+            {
+                "source": "rate_limit",
+                "effect": f"{', '.join(gate.skipped)} over rate limits: chose {ranking.chosen.id}",
+            }
+        )
+    return ranking, gate
 
 
 def _earlier_admission(principal: Principal, request_id: str, fingerprint: str) -> Admission | None:
@@ -576,13 +632,13 @@ def _fallback_chain(chosen: Candidate, ranking: Ranking, *, enabled: bool) -> li
     return chain
 
 
+def _rejection_detail(rejection: Rejection) -> dict:
+    return {"model": rejection.model, "code": rejection.code, "reason": rejection.reason}
+
+
 def _no_model_error(ranking: Ranking, requested_id: str | None) -> DomainError:
     codes = {r.code for r in ranking.rejections}
-    details = {
-        "rejections": [
-            {"model": r.model, "code": r.code, "reason": r.reason} for r in ranking.rejections[:20]
-        ]
-    }
+    details = {"rejections": [_rejection_detail(r) for r in ranking.rejections[:20]]}
     if "requires_approval" in codes:
         return ApprovalRequired(
             "Only premium models fit this request, and the budget requires an approved override for them.",
@@ -697,4 +753,6 @@ def _record(
     decision.latency_us = int((time.perf_counter() - ctx.started) * 1_000_000)
     if save:
         decision.save()
+        metrics.count_admission(decision.outcome)
+        logs.bind(decision_id=decision.pk)
     return decision

@@ -40,6 +40,9 @@ class ModelSnapshot:
     typical_latency_ms: int | None
     is_active: bool
     fallbacks: tuple[str, ...]
+    # Per-minute limits (None: unlimited), enforced by budgets.ratelimits at admission.
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
 
     def quality_for(self, task_type: str) -> int:
         """A model without a score for a task type counts as unproven there (0)."""
@@ -89,6 +92,8 @@ def snapshot_of(profile: ModelProfile, fallbacks: tuple[str, ...]) -> ModelSnaps
         typical_latency_ms=profile.typical_latency_ms,
         is_active=profile.is_active,
         fallbacks=fallbacks,
+        requests_per_minute=profile.requests_per_minute,
+        tokens_per_minute=profile.tokens_per_minute,
     )
 
 

@@ -13,6 +13,8 @@ def api_key_create(
     team: Team | None = None,
     user: User | None = None,
     critical: bool = False,
+    requests_per_minute: int | None = None,
+    tokens_per_minute: int | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is never stored and cannot be shown again."""
     key, prefix, key_hash = generate_api_key()
@@ -22,6 +24,8 @@ def api_key_create(
         team=team,
         user=user,
         critical=critical,
+        requests_per_minute=requests_per_minute,
+        tokens_per_minute=tokens_per_minute,
         prefix=prefix,
         key_hash=key_hash,
     )

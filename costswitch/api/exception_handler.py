@@ -1,12 +1,16 @@
 """One place that turns every error into `{"status", "code", "message", "details"}` JSON."""
 
+import math
+
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from costswitch.errors import DomainError
+from costswitch.errors import DomainError, RateLimited
 
 _DRF_CODES = {
     exceptions.ParseError: "malformed_json",
@@ -17,7 +21,6 @@ _DRF_CODES = {
     exceptions.MethodNotAllowed: "method_not_allowed",
     exceptions.NotAcceptable: "not_acceptable",
     exceptions.UnsupportedMediaType: "unsupported_media_type",
-    exceptions.Throttled: "throttled",
     exceptions.ValidationError: "validation_error",
 }
 
@@ -69,8 +72,23 @@ def error_body(status: int, code: str, message: str, details=None) -> dict:
 
 
 def handle_exception(exc, context):
+    if isinstance(exc, exceptions.Throttled):
+        # Every rate limit answers alike (code "rate_limited"), whichever layer refused.
+        exc = RateLimited(
+            str(exc.detail),
+            retry_after=exc.wait or 0,
+            limit=getattr(exc, "limit", None),
+            scope=getattr(exc, "scope", None),
+        )
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.status, exc.code, exc.message, exc.details), status=exc.status)
+        response = Response(error_body(exc.status, exc.code, exc.message, exc.details), status=exc.status)
+        if isinstance(exc, RateLimited):
+            response["Retry-After"] = str(max(math.ceil(exc.retry_after), 1))
+        return response
+    if isinstance(exc, RequestDataTooBig):  # Django's own handler would make it a bare 400
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        message = f"The request body is larger than the {limit} bytes this server accepts."
+        return Response(error_body(413, "request_too_large", message), status=413)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -59,6 +59,8 @@ class ModelProfileSerializer(serializers.ModelSerializer):
             "capabilities",
             "quality",
             "typical_latency_ms",
+            "requests_per_minute",
+            "tokens_per_minute",
             "active",
             "fallbacks",
             "source_url",
@@ -95,6 +97,12 @@ class ModelProfileInputSerializer(StrictFieldsMixin, serializers.Serializer):
     capabilities = CapabilitiesSerializer(required=False)
     quality = QualitySerializer(required=False)
     typical_latency_ms = serializers.IntegerField(min_value=1, allow_null=True, required=False)
+    requests_per_minute = serializers.IntegerField(
+        min_value=1, max_value=2_147_483_647, allow_null=True, required=False
+    )
+    tokens_per_minute = serializers.IntegerField(
+        min_value=1, max_value=2_147_483_647, allow_null=True, required=False
+    )
     active = serializers.BooleanField(required=False)
     fallbacks = serializers.ListField(
         child=serializers.CharField(max_length=100), max_length=10, required=False

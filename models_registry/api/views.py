@@ -31,6 +31,8 @@ PROFILE_INPUTS = {
     "context_window": "context_window",
     "max_output_tokens": "max_output_tokens",
     "typical_latency_ms": "typical_latency_ms",
+    "requests_per_minute": "requests_per_minute",
+    "tokens_per_minute": "tokens_per_minute",
     "active": "is_active",
     "source_url": "source_url",
     "notes": "notes",

@@ -1,6 +1,8 @@
 from decimal import Decimal
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from budgets.selectors import percent_of
@@ -39,6 +41,7 @@ IGNORED_OPENAI_PARAMS = [
 ]
 
 
+@extend_schema_field(OpenApiTypes.ANY)
 class PassThroughField(serializers.Field):
     """Any JSON value, taken as it is (parameters that do not affect the estimate)."""
 
@@ -49,6 +52,7 @@ class PassThroughField(serializers.Field):
         return value
 
 
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]})
 class MessageContentField(serializers.Field):
     """A string, a list of content parts ({"type": "text", "text": ...}, images...), or null."""
 
@@ -165,6 +169,14 @@ def _budget_status(result: EstimateResult) -> dict | None:
     }
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "enum": list(QualityLevel.values)},
+            {"type": "integer", "minimum": 0, "maximum": 100},
+        ]
+    }
+)
 class QualityRequirementField(serializers.Field):
     """low / medium / high / max, or a score 0-100."""
 

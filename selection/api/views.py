@@ -92,6 +92,7 @@ class ExplainerViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         return selectors.decisions_for_principal(principal_from_request(self.request))
 
+    @extend_schema(responses={200: dict})
     def retrieve(self, request, pk=None):
         decision = selectors.decision_get(principal=principal_from_request(request), decision_id=int(pk))
         return Response(s.explanation_body(decision))
