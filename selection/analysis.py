@@ -64,7 +64,7 @@ ASK_MAX_WORDS = 60
 TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 REGEX_CHARS = re.compile(r"[\\()\[\]{}?*+.^$]")
 UNSPACED_SCRIPT = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
-# The literals the cue patterns need, so a text is searched for all of them at once.
+# The literals cue patterns need, so a text is searched for all of them at once.
 CUE_LITERALS = LiteralIndex()
 
 
@@ -113,7 +113,7 @@ class Cue:
                     return True
         if any(substring in text.raw for substring in self._substrings):
             return True
-        return self.pattern is not None and self.pattern.search(text.raw, text.literals)
+        return self.pattern is not None and self.pattern.search(text.raw, text.met)
 
 
 def _word_set(words: str) -> frozenset[str]:
@@ -128,7 +128,7 @@ def _combine(firsts: str, seconds: str) -> str:
 class _Text:
     """Lower-cased text with its words, so that word-list cues are set lookups."""
 
-    __slots__ = ("_language", "_literals", "padded", "raw", "words")
+    __slots__ = ("_language", "_met", "padded", "raw", "words")
 
     def __init__(self, text: str):
         self.raw = text.lower()
@@ -136,14 +136,14 @@ class _Text:
         self.words = frozenset(tokens)
         self.padded = f" {' '.join(tokens)} "
         self._language: str | None = ""
-        self._literals: frozenset[str] | None = None
+        self._met: frozenset[int] | None = None
 
     @property
-    def literals(self) -> frozenset[str]:
-        """The literals cue patterns need that this text holds."""
-        if self._literals is None:
-            self._literals = CUE_LITERALS.found_in(self.raw)
-        return self._literals
+    def met(self) -> frozenset[int]:
+        """The literal conditions of cue patterns this text meets."""
+        if self._met is None:
+            self._met = CUE_LITERALS.met_in(self.raw)
+        return self._met
 
     @property
     def language(self) -> str | None:

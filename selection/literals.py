@@ -10,7 +10,6 @@ parse tree, so they cannot drift from the pattern.
 
 import re
 import threading
-from collections.abc import Iterable
 from re import _constants as opcodes  # the parse tree's opcodes (stable since Python 3.11)
 from re import _parser
 
@@ -28,55 +27,65 @@ AllOf = tuple[AnyOf, ...]  # ... and one of each of these
 
 
 class LiteralIndex:
-    """Every literal some pattern needs, found in a text in one pass."""
+    """The conditions ("one of these literals") patterns need, and which of them a text meets, found
+    in one pass over it."""
 
     def __init__(self):
-        self._literals: set[str] = set()
+        self._conditions: dict[AnyOf, int] = {}
         self._automaton = None
         self._lock = threading.Lock()
 
     @property
     def literals(self) -> frozenset[str]:
-        return frozenset(self._literals)
+        return frozenset(literal for any_of in self._conditions for literal in any_of)
 
-    def add(self, literals: Iterable[str]) -> None:
+    def condition_ids(self, all_of: AllOf) -> frozenset[int]:
+        """Numbers for the conditions, so a text's met conditions are one set to test against."""
         with self._lock:
-            before = len(self._literals)
-            self._literals.update(literals)
-            if len(self._literals) != before:
-                self._automaton = None  # rebuilt at the next search
+            for any_of in all_of:
+                if any_of not in self._conditions:
+                    self._conditions[any_of] = len(self._conditions)
+                    self._automaton = None  # rebuilt at the next search
+            return frozenset(self._conditions[any_of] for any_of in all_of)
 
-    def found_in(self, text: str) -> frozenset[str]:
-        """The literals `text` holds; a word-start literal is named with its mark when it starts a word."""
+    def met_in(self, text: str) -> frozenset[int]:
+        """The conditions `text` meets; a word-start literal counts only where a word starts."""
         automaton = self._automaton
         if automaton is None:
             with self._lock:
-                automaton = self._automaton = self._automaton or _automaton(self._literals)
-        found = set()
-        for end, (literal, marked) in automaton.iter(text):
-            found.add(literal)
-            start = end - len(literal)  # the character before the literal
-            if marked and (start < 0 or not (text[start].isalnum() or text[start] == "_")):
-                found.add(WORD_START + literal)
-        return frozenset(found)
+                automaton = self._automaton = self._automaton or _automaton(self._conditions)
+        met: set[int] = set()
+        for end, (length, anywhere, at_word_start) in automaton.iter(text):
+            met |= anywhere
+            if at_word_start:
+                before = end - length  # the character before the literal
+                if before < 0 or not (text[before].isalnum() or text[before] == "_"):
+                    met |= at_word_start
+        return frozenset(met)
 
 
-def _automaton(literals: set[str]):
+def _automaton(conditions: dict[AnyOf, int]):
     import ahocorasick
 
-    plain = {literal.removeprefix(WORD_START) for literal in literals}
+    anywhere: dict[str, set[int]] = {}
+    at_word_start: dict[str, set[int]] = {}
+    for any_of, number in conditions.items():
+        for literal in any_of:
+            plain = literal.removeprefix(WORD_START)
+            anywhere.setdefault(plain, set())
+            (at_word_start.setdefault(plain, set()) if plain != literal else anywhere[plain]).add(number)
     automaton = ahocorasick.Automaton()
-    for literal in plain:
-        automaton.add_word(literal, (literal, WORD_START + literal in literals))
-    if not plain:
-        automaton.add_word(WORD_START, (WORD_START, False))  # an empty automaton cannot search
+    for plain, numbers in anywhere.items():
+        automaton.add_word(plain, (len(plain), frozenset(numbers), frozenset(at_word_start.get(plain, ()))))
+    if not anywhere:
+        automaton.add_word(WORD_START, (1, frozenset(), frozenset()))  # an empty automaton cannot search
     automaton.make_automaton()
     return automaton
 
 
 class FilteredPattern:
-    """A regular expression split into its top-level alternatives, each run only when the literals
-    it needs are in the text. `search` answers exactly as the whole pattern's search would."""
+    """A regular expression split into its top-level alternatives, each run only when the text meets
+    the conditions it needs. `search` answers exactly as the whole pattern's search would."""
 
     __slots__ = ("_alternatives", "pattern")
 
@@ -86,19 +95,12 @@ class FilteredPattern:
         for alternative in _split_alternatives(pattern):
             compiled = re.compile(alternative)
             needs = _needs(compiled)
-            if needs:
-                index.add(literal for any_of in needs for literal in any_of)
-            alternatives.append((needs, compiled))
-        self._alternatives: tuple[tuple[AllOf | None, re.Pattern], ...] = tuple(alternatives)
+            alternatives.append((index.condition_ids(needs) if needs else frozenset(), compiled))
+        self._alternatives: tuple[tuple[frozenset[int], re.Pattern], ...] = tuple(alternatives)
 
-    def search(self, text: str, found: frozenset[str]) -> bool:
-        """Whether the pattern matches `text`, whose literals are `found` (LiteralIndex.found_in)."""
-        for needs, compiled in self._alternatives:
-            if needs and not all(not any_of.isdisjoint(found) for any_of in needs):
-                continue
-            if compiled.search(text):
-                return True
-        return False
+    def search(self, text: str, met: frozenset[int]) -> bool:
+        """Whether the pattern matches `text`, which meets the conditions `met` (LiteralIndex.met_in)."""
+        return any(needs <= met and compiled.search(text) for needs, compiled in self._alternatives)
 
 
 def _split_alternatives(pattern: str) -> list[str]:

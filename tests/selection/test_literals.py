@@ -29,9 +29,9 @@ def test_every_cue_pattern_is_filtered():
 @example(text="what is 2 + 2?")
 @example(text="translate this to french please")
 def test_filtered_search_equals_the_whole_pattern(text):
-    found = CUE_LITERALS.found_in(text)
+    met = CUE_LITERALS.met_in(text)
     for pattern in CUE_PATTERNS:
-        assert pattern.search(text, found) == bool(re.search(pattern.pattern, text)), pattern.pattern
+        assert pattern.search(text, met) == bool(re.search(pattern.pattern, text)), pattern.pattern
 
 
 def test_a_word_start_literal_counts_only_at_the_start_of_a_word():
@@ -47,23 +47,23 @@ def test_a_word_start_literal_counts_only_at_the_start_of_a_word():
         ("c++", True),
         ("a port without digits", False),
     ]:
-        assert pattern.search(text, index.found_in(text)) is expected, text
+        assert pattern.search(text, index.met_in(text)) is expected, text
         assert bool(re.search(pattern.pattern, text)) is expected, text
 
 
 def test_bars_inside_groups_and_classes_do_not_split():
     index = LiteralIndex()
     pattern = FilteredPattern(r"(?:alpha|beta) gamma|[|]delta|\|epsilon", index)
-    assert pattern.search("beta gamma", index.found_in("beta gamma"))
-    assert pattern.search("x|delta", index.found_in("x|delta"))
-    assert pattern.search("|epsilon", index.found_in("|epsilon"))
-    assert not pattern.search("gamma", index.found_in("gamma"))
-    assert not pattern.search("delta epsilon", index.found_in("delta epsilon"))
+    assert pattern.search("beta gamma", index.met_in("beta gamma"))
+    assert pattern.search("x|delta", index.met_in("x|delta"))
+    assert pattern.search("|epsilon", index.met_in("|epsilon"))
+    assert not pattern.search("gamma", index.met_in("gamma"))
+    assert not pattern.search("delta epsilon", index.met_in("delta epsilon"))
 
 
 def test_patterns_added_after_a_search_are_found_too():
     index = LiteralIndex()
     first = FilteredPattern(r"\bkiwi\w*", index)
-    assert first.search("kiwis", index.found_in("kiwis"))
+    assert first.search("kiwis", index.met_in("kiwis"))
     second = FilteredPattern(r"\bmango\w*", index)
-    assert second.search("mangoes", index.found_in("mangoes"))
+    assert second.search("mangoes", index.met_in("mangoes"))
