@@ -107,12 +107,14 @@ class Cue:
     def matches(self, text: "_Text") -> bool:
         if not self._words.isdisjoint(text.words):
             return True
-        for key in self._phrases.keys() & text.words:
-            for phrase in self._phrases[key]:
-                if phrase in text.padded:
-                    return True
-        if any(substring in text.raw for substring in self._substrings):
-            return True
+        if self._phrases:
+            for key in self._phrases.keys() & text.words:
+                for phrase in self._phrases[key]:
+                    if phrase in text.padded:
+                        return True
+        for substring in self._substrings:
+            if substring in text.raw:
+                return True
         return self.pattern is not None and self.pattern.search(text.raw, text.met)
 
 
