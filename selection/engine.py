@@ -135,7 +135,7 @@ def weights_for(strategy: str, budget_factor: float) -> dict[str, float]:
 def cost_score(cost: Decimal, request_tokens: int) -> float:
     """Strictly falls as cost rises: 1 for free, 0.5 at COST_SCORE_MIDPOINT per 1M tokens of this
     request, towards 0 beyond. The same token count for every model keeps it a function of cost."""
-    per_million = float(cost * MILLION / max(request_tokens, 1))
+    per_million = float(cost) * 1_000_000 / max(request_tokens, 1)  # a score: float is exact enough
     return 1 / (1 + (per_million / COST_SCORE_MIDPOINT) ** 0.8)
 
 
@@ -148,7 +148,11 @@ def quality_score(quality: int) -> float:
 def task_fit(model: ModelSnapshot, task_type: str) -> float:
     """How much better the model is at this task than at its average task (a coding model fits
     code): 0.5 for a generalist, up to 1 for a specialist."""
-    return min(max(0.5 + (model.quality_for(task_type) - model.mean_quality) / 40, 0.0), 1.0)
+    return _task_fit(model.quality_for(task_type), model.mean_quality)
+
+
+def _task_fit(quality: int, mean_quality: float) -> float:
+    return min(max(0.5 + (quality - mean_quality) / 40, 0.0), 1.0)
 
 
 def tier_of(candidate: Candidate, *, premium_line: PriceLine, simple_line: PriceLine) -> str:
@@ -174,8 +178,8 @@ def hard_filter(candidate: Candidate, constraints: Constraints) -> Rejection | N
             f"{candidate.input_tokens + candidate.output_tokens:,} tokens exceed its "
             f"{model.context_window:,}-token context window.",
         )
-    missing = constraints.required_capabilities - model.capabilities
-    if missing:
+    if not constraints.required_capabilities <= model.capabilities:
+        missing = constraints.required_capabilities - model.capabilities
         return Rejection(model.id, "missing_capability", f"Does not support {', '.join(sorted(missing))}.")
     if constraints.allows is not None and not constraints.allows(model.id, model.provider):
         return Rejection(model.id, "not_allowed_by_rule", "Not in the rule's allowed models or providers.")
@@ -267,10 +271,15 @@ def _score(
     components = {
         "cost": cost_score(candidate.cost, request_tokens),
         "quality": quality_score(quality),
-        "task_fit": task_fit(model, task_type),
+        "task_fit": _task_fit(quality, model.mean_quality),
         "history": history.get(model.id, NEUTRAL_HISTORY),
     }
-    score = sum(weights[name] * value for name, value in components.items())
+    score = (
+        weights["cost"] * components["cost"]
+        + weights["quality"] * components["quality"]
+        + weights["task_fit"] * components["task_fit"]
+        + weights["history"] * components["history"]
+    )
     return Scored(
         candidate=candidate,
         quality=quality,
