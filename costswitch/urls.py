@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from costswitch import health
 from costswitch.metrics import metrics_view
-from costswitch.views import home, not_found
+from costswitch.views import home, not_found, server_error
 
 urlpatterns = [
     path("", home, name="home"),
@@ -21,3 +21,4 @@ urlpatterns = [
 ]
 
 handler404 = not_found
+handler500 = server_error

@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import tiktoken
-from django.core.cache import cache
 
+from costswitch.cache import cache_get, cache_set
 from models_registry.choices import Tokenizer
 
 
@@ -111,11 +111,11 @@ def _cached(base: str, payload: Any, count: Callable[[], int]) -> int:
     if len(canonical) < CACHE_MIN_CHARS:
         return count()
     key = cache_key(base, canonical)
-    found = cache.get(key)
+    found = cache_get(key)
     if found is not None:
         return found
     found = count()
-    cache.set(key, found, CACHE_TIMEOUT_SECONDS)
+    cache_set(key, found, CACHE_TIMEOUT_SECONDS)
     return found
 
 

@@ -102,29 +102,31 @@ def postgresql():
         shutil.rmtree(root, ignore_errors=True)
 
 
-@contextmanager
-def redis():
+def redis_command(port: int, workdir: str) -> list[str]:
+    """A throwaway redis-server on 127.0.0.1:port that keeps nothing on disk (tests/load uses it too)."""
     server = shutil.which("redis-server")
     if server is None:
         sys.exit("redis-server not found: install it (apt-get install redis-server) or set REDIS_URL")
+    return [
+        server,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        workdir,
+    ]
+
+
+@contextmanager
+def redis():
     port = _free_port()
     workdir = tempfile.mkdtemp(prefix="costswitch-redis-")
-    process = subprocess.Popen(
-        [
-            server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    process = subprocess.Popen(redis_command(port, workdir), stdout=subprocess.DEVNULL)
     try:
         _wait_for(port, "Redis")
         yield f"redis://127.0.0.1:{port}/0"

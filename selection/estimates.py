@@ -13,11 +13,11 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
 from budgets.principals import Principal
 from budgets.selectors import ChainStatusReport, chain_status, recent_output_tokens
+from costswitch.cache import cache_get, cache_set
 from costswitch.errors import DomainError, ValidationFailed
 from models_registry.choices import TaskType
 from models_registry.models import ModelProfile
@@ -186,12 +186,12 @@ def _learned_output(principal: Principal, task_type: str) -> OutputEstimate | No
     """Mean answer length for the task type over the last 30 days, when there are enough samples.
     Cached for a few minutes: it moves slowly and estimates must stay fast."""
     key = f"estimates:v1:output:{principal.organization.pk}:{task_type}"
-    stats = cache.get(key)
+    stats = cache_get(key)
     if stats is None:
         stats = recent_output_tokens(
             organization=principal.organization, task_type=task_type, since=timezone.now() - HISTORY_WINDOW
         )
-        cache.set(key, stats, HISTORY_CACHE_SECONDS)
+        cache_set(key, stats, HISTORY_CACHE_SECONDS)
     if stats.samples < HISTORY_MIN_SAMPLES or stats.mean is None:
         return None
     return OutputEstimate(int(stats.mean.to_integral_value(ROUND_CEILING)), "history", stats.samples)

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db.models import Avg, Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from budgets.models import Organization
 from budgets.principals import Principal
 from budgets.selectors import outcome_stats, percent_of, visible_rows
+from costswitch.cache import cache_add, cache_get, cache_set
 from costswitch.errors import NotFound
 from costswitch.money import ZERO, display_decimal, quantize_money
 from selection.choices import DecisionOutcome
@@ -42,7 +42,7 @@ _compiled_rules: dict[int, RulesInForce] = {}
 def rules_in_force(organization: Organization) -> RulesInForce:
     """The organization's newest rule set, compiled once per process and version."""
     key = rules_version_key(organization.pk)
-    version_id = cache.get(key)
+    version_id = cache_get(key)
     if version_id is None:
         version_id = (
             RuleSetVersion.objects.filter(organization=organization)
@@ -51,7 +51,8 @@ def rules_in_force(organization: Organization) -> RulesInForce:
             .first()
             or 0
         )
-        cache.set(key, version_id, timeout=None)
+        # add, not set: a version published since this read must not be overwritten with an older one.
+        cache_add(key, version_id, timeout=None)
     compiled = _compiled_rules.get(organization.pk)
     if compiled is not None and (compiled.version.pk if compiled.version else 0) == version_id:
         return compiled
@@ -67,7 +68,7 @@ def history_scores(organization: Organization) -> dict[str, dict[str, float]]:
     """0..1 per task type and model from reported outcomes (success rate and ratings), shrunk towards
     0.5 while samples are few, so one bad answer does not bury a model."""
     key = f"selection:history:v2:{organization.pk}"
-    scores = cache.get(key)
+    scores = cache_get(key)
     if scores is None:
         since = timezone.now() - timedelta(days=settings.COSTSWITCH_HISTORY_WINDOW_DAYS)
         scores = {}
@@ -83,7 +84,7 @@ def history_scores(organization: Organization) -> dict[str, dict[str, float]]:
             raw = sum(signals) / len(signals)
             confidence = stats.samples / (stats.samples + HISTORY_CONFIDENCE_SAMPLES)
             scores.setdefault(task_type, {})[model_id] = round(0.5 + (raw - 0.5) * confidence, 4)
-        cache.set(key, scores, HISTORY_CACHE_SECONDS)
+        cache_set(key, scores, HISTORY_CACHE_SECONDS)
     return scores
 
 

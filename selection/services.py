@@ -1,10 +1,10 @@
 """Writes of the selection app: publishing steering rule sets."""
 
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Max
 
 from budgets.models import Organization, User
+from costswitch.cache import cache_set
 from models_registry.models import ModelProfile
 from selection.models import RuleSetVersion
 from selection.rules import parse_rules
@@ -30,5 +30,7 @@ def rule_set_publish(
             note=note,
             created_by=created_by,
         )
-        transaction.on_commit(lambda: cache.set(rules_version_key(organization.pk), version.pk, timeout=None))
+        transaction.on_commit(
+            lambda: cache_set(rules_version_key(organization.pk), version.pk, timeout=None, keep=True)
+        )
     return version

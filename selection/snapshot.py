@@ -4,21 +4,24 @@ only when the registry changes.
 Every registry write (model, provider, fallback, price) bumps a version token in the shared cache
 (Redis in production) after its transaction commits. `registry_snapshot()` compares that token
 with the one its snapshot was built from, so an edit in one process takes effect in every other at
-the next request, at the price of one cache read.
+the next request, at the price of one cache read. While the cache is unreachable the snapshot is
+rebuilt from PostgreSQL every OFFLINE_REBUILD_SECONDS, and once more when the cache is back.
 """
 
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.core.cache import cache
 from django.db import transaction
 
+from costswitch.cache import cache_add, cache_available, cache_get, cache_set
 from models_registry.choices import ProviderStatus, TaskType
 from models_registry.models import ModelFallback, ModelProfile
 
 REGISTRY_VERSION_KEY = "selection:registry-version"
+OFFLINE_REBUILD_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -114,11 +117,15 @@ def build_snapshot(version: str) -> RegistrySnapshot:
 
 def registry_version() -> str:
     """The current version token; a missing one (cache flushed) is replaced, forcing a rebuild."""
-    version = cache.get(REGISTRY_VERSION_KEY)
+    version = cache_get(REGISTRY_VERSION_KEY)
     if version is None:
+        if not cache_available():
+            # No way to hear of edits: a token that changes every few seconds, and never equals a
+            # real one, rebuilds the snapshot that often and again when the cache answers.
+            return f"offline:{int(time.monotonic() // OFFLINE_REBUILD_SECONDS)}"
         version = uuid.uuid4().hex
-        cache.add(REGISTRY_VERSION_KEY, version, timeout=None)
-        version = cache.get(REGISTRY_VERSION_KEY, version)
+        cache_add(REGISTRY_VERSION_KEY, version, timeout=None)
+        version = cache_get(REGISTRY_VERSION_KEY, version)
     return version
 
 
@@ -136,7 +143,7 @@ def registry_snapshot(version: str | None = None) -> RegistrySnapshot:
 
 def registry_changed() -> None:
     """Invalidate every process's snapshot (called after registry writes commit)."""
-    cache.set(REGISTRY_VERSION_KEY, uuid.uuid4().hex, timeout=None)
+    cache_set(REGISTRY_VERSION_KEY, uuid.uuid4().hex, timeout=None, keep=True)
 
 
 def on_registry_write(**kwargs) -> None:

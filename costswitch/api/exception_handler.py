@@ -1,5 +1,6 @@
 """One place that turns every error into `{"status", "code", "message", "details"}` JSON."""
 
+import logging
 import math
 
 from django.conf import settings
@@ -9,8 +10,12 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
+from costswitch import outages
 from costswitch.errors import DomainError, RateLimited
+
+logger = logging.getLogger(__name__)
 
 _DRF_CODES = {
     exceptions.ParseError: "malformed_json",
@@ -72,6 +77,12 @@ def error_body(status: int, code: str, message: str, details=None) -> dict:
 
 
 def handle_exception(exc, context):
+    service = outages.unavailable_service(exc)
+    if service is not None:  # README "Failure behaviour"
+        logger.warning("%s unreachable, answering 503: %s: %s", service, type(exc).__name__, exc)
+        set_rollback()
+        body = error_body(503, outages.CODE, outages.message(service))
+        return Response(body, status=503, headers={"Retry-After": str(outages.RETRY_AFTER_SECONDS)})
     if isinstance(exc, exceptions.Throttled):
         # Every rate limit answers alike (code "rate_limited"), whichever layer refused.
         exc = RateLimited(

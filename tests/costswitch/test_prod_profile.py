@@ -6,19 +6,15 @@ It must become ready, serve metrics and hashed static files, and charge one budg
 `spent` equals the sum charged and the ledger equals the period aggregates. TERM stops it all.
 """
 
-import json
 import os
 import random
 import re
-import secrets
 import signal
-import socket
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
 
 import httpx
 import pytest
@@ -28,96 +24,13 @@ from django.db import connection
 from budgets.models import BudgetPeriod, UsageCharge, UsageRecord
 from budgets.selectors import ledger_drift
 from tests.budgets.factories import BudgetFactory, make_api_key, team_budget, user_budget
+from tests.processes import ProdProfile
 
 REPO = Path(__file__).resolve().parents[2]
 USAGE_REPORTS = 60
 RESERVATIONS = 30
 BATCHES = 10
 THREADS = 8
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict  # the test database, e.g. test_costswitch
-    credentials = quote(db["USER"] or "", safe="")
-    if db["PASSWORD"]:
-        credentials += ":" + quote(db["PASSWORD"], safe="")
-    host = db["HOST"] or "127.0.0.1"
-    return f"postgres://{credentials}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-class ProdProfile:
-    def __init__(self, tmp_path: Path):
-        self.port = _free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = tmp_path / "prod.log"
-        self.access_log = tmp_path / "access.log"
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": os.environ.get("HOME", str(tmp_path)),
-            "DATABASE_URL": _database_url(),
-            "REDIS_URL": os.environ["REDIS_URL"],
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "ALLOWED_HOSTS": "127.0.0.1",
-            "PORT": str(self.port),
-            "WEB_CONCURRENCY": "2",
-            "CELERY_CONCURRENCY": "1",
-            "COSTSWITCH_VAR_DIR": str(tmp_path / "var"),
-            "STATIC_ROOT": str(tmp_path / "static"),
-            "GUNICORN_ACCESS_LOG": str(self.access_log),
-            "LOG_LEVEL": "WARNING",
-        }
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                ["bash", "scripts/prod.sh"],
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: nothing is left behind
-            )
-
-    def log_tail(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def wait_until_ready(self, timeout: float = 120) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"prod.sh exited early:\n{self.log_tail()}"
-            try:
-                response = httpx.get(f"{self.base_url}/readyz", timeout=5)
-                if response.status_code == 200:
-                    return response.json()
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"/readyz did not answer 200 in {timeout} s:\n{self.log_tail()}")
-
-    def worker_pids(self) -> set[int]:
-        if not self.access_log.exists():
-            return set()
-        entries = [json.loads(line) for line in self.access_log.read_text().splitlines() if line.strip()]
-        return {entry["pid"] for entry in entries if entry["path"].startswith("/api/v1/")}
-
-    def group_alive(self) -> bool:
-        try:
-            os.killpg(self.process.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-    def kill_everything(self) -> None:
-        if self.process is not None and self.group_alive():
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -235,7 +235,9 @@ def test_long_text_is_cached_and_short_inputs_are_not(empty_cache, monkeypatch):
     count_text_tokens(long_text, tokenizer="cl100k_base")
     assert cache.get(cache_key("cl100k_base", json.dumps(long_text, ensure_ascii=False))) is not None
 
-    monkeypatch.setattr(tokens, "cache", None)  # any cache access now raises AttributeError
+    # Any cache access now raises TypeError.
+    monkeypatch.setattr(tokens, "cache_get", None)
+    monkeypatch.setattr(tokens, "cache_set", None)
     count_text_tokens("hello world", tokenizer="cl100k_base")
     count_message_tokens([{"role": "user", "content": "hello world"}], tokenizer="cl100k_base")
 
