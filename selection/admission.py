@@ -323,6 +323,7 @@ def _within_rate_limits(
             ranking,
             chosen=ranking.ranked[gate.index],
             ranked=ranking.ranked[gate.index :],
+            requirement_met=ranking.ranked[gate.index].meets_requirement,
             rejections=[*ranking.rejections, *rejections],
         )
         ctx.changes.append(

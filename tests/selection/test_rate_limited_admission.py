@@ -64,11 +64,11 @@ def test_when_every_model_is_limited_the_request_is_refused_and_nothing_is_reser
     for model in ladder.values():
         _limit(model, requests_per_minute=1)
     # One each: good, standard, premium (meet the requirement, cheapest first), then weak (below it).
-    chosen = [
-        admit(principal=principal, request=_request(f"ok{n}", quality_requirement=75)).chosen.id
-        for n in range(4)
+    admissions = [
+        admit(principal=principal, request=_request(f"ok{n}", quality_requirement=75)) for n in range(4)
     ]
-    assert chosen == ["good", "standard", "premium", "weak"]
+    assert [a.chosen.id for a in admissions] == ["good", "standard", "premium", "weak"]
+    assert [a.ranking.requirement_met for a in admissions] == [True, True, True, False]
     with pytest.raises(RateLimited) as refused:
         admit(principal=principal, request=_request("over", quality_requirement=75))
     assert refused.value.status == 429 and refused.value.retry_after > 0
