@@ -12,7 +12,7 @@ snapshot): no database query. The key's requests per minute are a DRF throttle
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from costswitch import ratelimit
@@ -73,7 +73,7 @@ class AdmissionRateLimit:
 
 
 def admission_rate_limit(
-    *, api_key, tokens: int, demands: Sequence[ModelDemand], consume: bool = True
+    *, api_key, tokens: int, demands: Iterable[ModelDemand], consume: bool = True
 ) -> AdmissionRateLimit:
     """Pick the first of `demands` (ranked, best first) within its limits and take its quota with
     `tokens` from the key's tokens per minute; one Redis round trip, none when nothing is limited.
@@ -81,19 +81,18 @@ def admission_rate_limit(
 
     `api_key`: the principal's ApiKey or None (session); only `pk` and `tokens_per_minute` are read.
     `tokens`: the request's estimate for the key (input + expected output tokens). `consume=False`
-    answers without taking anything (explaining a hypothetical request)."""
+    answers without taking anything (explaining a hypothetical request). `demands` is read only up
+    to the first model without limits, so it may be a generator over the whole ranking."""
+    demands = _tried(demands)
     if not demands:
         raise ValueError("admission_rate_limit needs at least one ranked model")
     key_limit = getattr(api_key, "tokens_per_minute", None) if api_key is not None else None
     common = []
     if key_limit and tokens > 0:
         common.append(Bucket(ratelimit.api_key_bucket(api_key.pk, "tpm"), key_limit, tokens))
-    # A model without limits always passes: nothing after it can be needed.
-    cut = next((at + 1 for at, demand in enumerate(demands) if not demand.limited), len(demands))
-    cut = min(cut, MAX_MODELS_TRIED)
-    if not common and cut == 1:
+    if not common and len(demands) == 1:
         return AdmissionRateLimit(index=0)
-    options = [demand.buckets() for demand in demands[:cut]]
+    options = [demand.buckets() for demand in demands]
     choice = ratelimit.acquire_first(options, common=common, dry_run=not consume)
     if choice.common is not None:
         return AdmissionRateLimit(index=None, error=_key_refusal(choice.common, tokens))
@@ -104,6 +103,17 @@ def admission_rate_limit(
         return AdmissionRateLimit(index=None, skipped=skipped, error=_models_refusal(skipped, choice))
     taken = () if not consume else (*common, *options[choice.index])
     return AdmissionRateLimit(index=choice.index, skipped=skipped, taken=taken)
+
+
+def _tried(demands: Iterable[ModelDemand]) -> list[ModelDemand]:
+    """The demands up to and with the first unlimited one (it always passes: nothing after it can be
+    needed), at most MAX_MODELS_TRIED."""
+    tried = []
+    for demand in demands:
+        tried.append(demand)
+        if not demand.limited or len(tried) == MAX_MODELS_TRIED:
+            break
+    return tried
 
 
 def limit_reason(verdict: Verdict) -> str:

@@ -297,7 +297,7 @@ def _within_rate_limits(
     gate = admission_rate_limit(
         api_key=ctx.principal.api_key,
         tokens=ctx.input_tokens + ctx.output.tokens,
-        demands=[
+        demands=(  # built only as far as the limiter reads: usually just the chosen model
             ModelDemand(
                 scored.id,
                 scored.candidate.input_tokens + scored.candidate.output_tokens,
@@ -305,7 +305,7 @@ def _within_rate_limits(
                 scored.candidate.model.tokens_per_minute,
             )
             for scored in ranking.ranked
-        ],
+        ),
         consume=consume,
     )
     rejections = [
