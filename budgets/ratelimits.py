@@ -90,7 +90,7 @@ def admission_rate_limit(
     common = []
     if key_limit and tokens > 0:
         common.append(Bucket(ratelimit.api_key_bucket(api_key.pk, "tpm"), key_limit, tokens))
-    if not common and len(demands) == 1:
+    if not common and not demands[0].limited:
         return AdmissionRateLimit(index=0)
     options = [demand.buckets() for demand in demands]
     choice = ratelimit.acquire_first(options, common=common, dry_run=not consume)

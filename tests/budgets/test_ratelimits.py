@@ -170,3 +170,12 @@ def test_at_most_a_few_limited_models_are_tried():
     assert not gate.allowed
     assert len(gate.skipped) == MAX_MODELS_TRIED
     assert gate.error.details["scope"] == "model"
+
+
+def test_a_lone_limited_model_is_checked_too():
+    """A ranking of one model (a rule's route-to, a single registered model) still honours its limit."""
+    only = [ModelDemand("solo", 100, requests_per_minute=1)]
+    assert admission_rate_limit(api_key=key(), tokens=100, demands=only).allowed
+    refused = admission_rate_limit(api_key=key(), tokens=100, demands=only)
+    assert not refused.allowed
+    assert refused.error.status == 429
