@@ -14,24 +14,25 @@ it at this process's first cache call after the outage.
 
 import logging
 import threading
-import time
 from typing import Any
 
 import redis
 from django.core.cache import cache
+
+from costswitch.outages import Backoff
 
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 2.0
 
 _lock = threading.Lock()
-_down_until = 0.0
+_backoff = Backoff(RETRY_SECONDS)
 _kept: dict[str, tuple[Any, float | None]] = {}
 
 
 def cache_available() -> bool:
     """False while this process skips the cache after a failure."""
-    return time.monotonic() >= _down_until
+    return not _backoff.waiting
 
 
 def cache_get(key: str, default: Any = None) -> Any:
@@ -80,8 +81,7 @@ def _write_kept() -> None:
 
 
 def _mark_down(operation: str, exc: Exception) -> None:
-    global _down_until
-    _down_until = time.monotonic() + RETRY_SECONDS
+    _backoff.start()
     logger.warning(
         "cache %s failed, reading PostgreSQL instead for %.0f s: %s: %s",
         operation,

@@ -6,6 +6,8 @@ server shutting down or starting up, no connection slot left. A deadlock, a lock
 timeout or an error in a query is not an outage and stays what it was.
 """
 
+import time
+
 import psycopg
 import redis
 from django.db import InterfaceError, OperationalError
@@ -37,3 +39,22 @@ def unavailable_service(exc: BaseException | None) -> str | None:
 def message(service: str) -> str:
     name = "The database" if service == "database" else service
     return f"{name} is unreachable right now; retry shortly."
+
+
+class Backoff:
+    """After a failure, leave a server alone for `seconds`: an outage then costs a process one
+    timeout every few seconds, not one per call."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._until = 0.0
+
+    @property
+    def waiting(self) -> bool:
+        return time.monotonic() < self._until
+
+    def start(self) -> None:
+        self._until = time.monotonic() + self.seconds
+
+    def end(self) -> None:
+        self._until = 0.0

@@ -41,6 +41,8 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from costswitch.outages import Backoff
+
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "cs:rl:"
@@ -348,7 +350,7 @@ class RedisLimiter:
             url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
         )
         self._script = self._client.register_script(_SCRIPT)
-        self._down_until = 0.0
+        self._backoff = Backoff(REDIS_RETRY_SECONDS)
 
     def acquire_first(
         self, options: Sequence[Sequence[Bucket]], *, common: Sequence[Bucket] = (), dry_run: bool = False
@@ -358,7 +360,7 @@ class RedisLimiter:
             return Choice(None)
         if not plan.buckets:
             return Choice(0, (ALLOWED,))
-        if time.monotonic() < self._down_until:
+        if self._backoff.waiting:
             return _open()
         spec = {
             "d": int(dry_run),
@@ -369,7 +371,7 @@ class RedisLimiter:
         try:
             raw = self._script(keys=[self.prefix + b.key for b in plan.buckets], args=[json.dumps(spec)])
         except redis.RedisError as exc:
-            self._down_until = time.monotonic() + REDIS_RETRY_SECONDS
+            self._backoff.start()
             logger.warning(
                 "Rate limiter: Redis unavailable (%s: %s); allowing requests unchecked for %.0f s",
                 type(exc).__name__,

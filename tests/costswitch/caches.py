@@ -30,7 +30,7 @@ def redis_down():
 
 def cache_answers_again(monkeypatch) -> None:
     """End the pause costswitch/cache.py takes after a failure, as if RETRY_SECONDS had passed."""
-    monkeypatch.setattr(shared_cache, "_down_until", 0.0)
+    shared_cache._backoff.end()
 
 
 def reset_outage_state(monkeypatch) -> None:
