@@ -14,14 +14,13 @@ UsageCharge rows and what the clients settled, `reserved` is 0, nothing is left 
 Django is imported inside the functions: the driver imports this module before django.setup().
 """
 
-import multiprocessing
 import re
 import time
 import traceback
 from dataclasses import dataclass
 from decimal import Decimal
-from queue import Empty
 
+from bench.clients import run_clients, sleep_until
 from bench.stats import format_table, latency_summary
 
 SCENARIOS = {
@@ -159,39 +158,15 @@ def _run_one(scenario: str, clients: int, *, warmup: float, duration: float) -> 
     world = _setup_world(scenario, clients)
     connections.close_all()  # children must open their own connections, never share the parent's socket
 
-    context = multiprocessing.get_context("fork")
-    ready = context.Barrier(clients + 1)
-    go = context.Event()
-    start_at = context.Value("d", 0.0)
-    queue = context.Queue()
-    processes = [
-        context.Process(
-            target=_client,
-            args=(index, world.api_key_ids[index], ready, go, start_at, warmup, duration, queue),
-            daemon=True,
-        )
-        for index in range(clients)
-    ]
-    for process in processes:
-        process.start()
-    ready.wait(timeout=120)  # every client has loaded its key and connected
-    start_at.value = time.monotonic() + 0.05
-    go.set()
-    measure_from = start_at.value + warmup
-    _sleep_until(measure_from)
-    cpu_before = _cpu_times()
-    _sleep_until(measure_from + duration)
-    cpu_after = _cpu_times()
-
-    reports, lost = [], 0
-    deadline = time.monotonic() + 120
-    for _ in processes:
-        try:
-            reports.append(queue.get(timeout=max(deadline - time.monotonic(), 1)))
-        except Empty:
-            lost += 1  # a client died without reporting: counted as an error below
-    for process in processes:
-        process.join(timeout=30)
+    window = run_clients(
+        _client,
+        [(index, world.api_key_ids[index]) for index in range(clients)],
+        warmup=warmup,
+        duration=duration,
+        measure=_cpu_times,
+    )
+    reports, lost = window.reports, window.lost  # a client lost is counted as an error below
+    cpu_before, cpu_after = window.before, window.after
 
     pair, authorize, settle = [], [], []
     for report in reports:
@@ -224,7 +199,7 @@ def _run_one(scenario: str, clients: int, *, warmup: float, duration: float) -> 
         "error_samples": [sample for report in reports for sample in report["error_samples"]][
             :MAX_ERROR_SAMPLES
         ],
-        "exit_codes": sorted({process.exitcode for process in processes}, key=str),
+        "exit_codes": sorted(set(window.exit_codes), key=str),
         "verification": _verify(world, completed=completed, spent=spent),
     }
 
@@ -259,7 +234,7 @@ def _client(index, api_key_id, ready, go, start_at, warmup, duration, queue) -> 
         report["error_samples"].append(f"client {index} set-up: {traceback.format_exc()}")
     ready.wait(timeout=120)
     go.wait(timeout=120)
-    _sleep_until(start_at.value)
+    sleep_until(start_at.value)
     measure_from = start_at.value + warmup
     stop_at = measure_from + duration
     cpu_start = None
@@ -308,12 +283,6 @@ def _client(index, api_key_id, ready, go, start_at, warmup, duration, queue) -> 
     report["spent"] = str(spent)
     connections.close_all()
     queue.put(report)
-
-
-def _sleep_until(moment: float) -> None:
-    remaining = moment - time.monotonic()
-    if remaining > 0:
-        time.sleep(remaining)
 
 
 # --- Checks ---------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ import contextlib
 import cProfile
 import http.client
 import json
-import multiprocessing
 import os
 import pstats
 import runpy
@@ -44,8 +43,8 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
-from queue import Empty
 
+from bench.clients import run_clients, sleep_until
 from bench.stats import format_table, latency_summary, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -674,42 +673,24 @@ def _http_run(
 ) -> dict:
     count = len(secrets)
     tag = f"http{count}-{time.time_ns()}"
-    context = multiprocessing.get_context("fork")
-    ready = context.Barrier(count + 1)
-    go = context.Event()
-    start_at = context.Value("d", 0.0)
-    queue = context.Queue()
-    processes = [
-        context.Process(
-            target=_client,
-            args=(address, secret, f"{tag}-{index}", ready, go, start_at, warmup, duration, queue),
-            daemon=True,
-        )
-        for index, secret in enumerate(secrets)
-    ]
-    for process in processes:
-        process.start()
-    ready.wait(timeout=120)
-    start_at.value = time.monotonic() + 0.05
-    go.set()
-    measure_from = start_at.value + warmup
     roots = {"server": server, **services}
-    _sleep_until(measure_from)
-    workers_before = _children(server)
-    machine_before, before = _machine_cpu(), _cpu_seconds(roots)
-    _sleep_until(measure_from + duration)
-    machine_after, after = _machine_cpu(), _cpu_seconds(roots)
-    recycled = len(workers_before - _children(server))
 
-    reports, lost = [], 0
-    deadline = time.monotonic() + 120
-    for _ in processes:
-        try:
-            reports.append(queue.get(timeout=max(deadline - time.monotonic(), 1)))
-        except Empty:
-            lost += 1
-    for process in processes:
-        process.join(timeout=30)
+    def measure() -> tuple:
+        return _children(server), _machine_cpu(), _cpu_seconds(roots)
+
+    window = run_clients(
+        _client,
+        [(address, secret, f"{tag}-{index}") for index, secret in enumerate(secrets)],
+        warmup=warmup,
+        duration=duration,
+        measure=measure,
+    )
+    reports, lost = window.reports, window.lost
+    (workers_before, machine_before, before), (workers_after, machine_after, after) = (
+        window.before,
+        window.after,
+    )
+    recycled = len(workers_before - workers_after)
 
     latencies = [sample for report in reports for sample in report["latency"]]
     measured = len(latencies)
@@ -766,7 +747,7 @@ def _client(address, secret, tag, ready, go, start_at, warmup, duration, queue) 
     report = {"latency": [], "errors": {}, "first_error": None, "cpu_seconds": 0.0}
     ready.wait(timeout=120)
     go.wait(timeout=120)
-    _sleep_until(start_at.value)
+    sleep_until(start_at.value)
     measure_from = start_at.value + warmup
     stop_at = measure_from + duration
     cpu_start = None
@@ -794,12 +775,6 @@ def _client(address, secret, tag, ready, go, start_at, warmup, duration, queue) 
     if cpu_start is not None:
         report["cpu_seconds"] = time.process_time() - cpu_start
     queue.put(report)
-
-
-def _sleep_until(moment: float) -> None:
-    remaining = moment - time.monotonic()
-    if remaining > 0:
-        time.sleep(remaining)
 
 
 def _service_pids() -> dict[str, int]:
