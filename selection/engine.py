@@ -145,13 +145,9 @@ def quality_score(quality: int) -> float:
     return min(max((quality - QUALITY_FLOOR) / (100 - QUALITY_FLOOR), 0.0), 1.0)
 
 
-def task_fit(model: ModelSnapshot, task_type: str) -> float:
+def task_fit(quality: int, mean_quality: float) -> float:
     """How much better the model is at this task than at its average task (a coding model fits
     code): 0.5 for a generalist, up to 1 for a specialist."""
-    return _task_fit(model.quality_for(task_type), model.mean_quality)
-
-
-def _task_fit(quality: int, mean_quality: float) -> float:
     return min(max(0.5 + (quality - mean_quality) / 40, 0.0), 1.0)
 
 
@@ -271,7 +267,7 @@ def _score(
     components = {
         "cost": cost_score(candidate.cost, request_tokens),
         "quality": quality_score(quality),
-        "task_fit": _task_fit(quality, model.mean_quality),
+        "task_fit": task_fit(quality, model.mean_quality),
         "history": history.get(model.id, NEUTRAL_HISTORY),
     }
     score = (
