@@ -18,6 +18,8 @@ urlpatterns = [
     path("api/v1/", include(("selection.api.urls", "selection"), namespace="selection-api")),
     path("api/v1/", include(("models_registry.api.urls", "models_registry"), namespace="models-api")),
     path("api/v1/", include(("budgets.api.urls", "budgets"), namespace="budgets-api")),
+    path("api/v1/", include(("approvals.api.urls", "approvals"), namespace="approvals-api")),
+    path("api/v1/", include(("analytics.api.urls", "analytics"), namespace="analytics-api")),
 ]
 
 handler404 = not_found

@@ -1,0 +1,3 @@
+"""Reconciliation and cost-data API."""
+
+urlpatterns: list = []

@@ -1,0 +1,3 @@
+"""audit API."""
+
+urlpatterns: list = []

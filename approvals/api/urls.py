@@ -1,0 +1,3 @@
+from approvals.api import audit, notifications, overrides
+
+urlpatterns = [*audit.urlpatterns, *overrides.urlpatterns, *notifications.urlpatterns]

@@ -1,0 +1,3 @@
+"""audit models."""
+
+__all__: list[str] = []

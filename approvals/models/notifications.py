@@ -1,0 +1,3 @@
+"""notifications models."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""overrides models."""
+
+__all__: list[str] = []
