@@ -14,6 +14,7 @@ from django.utils.translation import ngettext
 
 from budgets.choices import PeriodKind, ScopeType
 from budgets.models import (
+    Alert,
     ApiKey,
     Budget,
     BudgetPeriod,
@@ -30,7 +31,9 @@ from budgets.models import (
 from budgets.principals import Principal
 from budgets.services.budgets import DEFAULT_THRESHOLD_SPECS, budget_create, budget_update
 from budgets.services.keys import api_key_create, api_key_revoke
+from budgets.services.periods import carry_over_check
 from costswitch.admin import ReadOnlyAdminMixin
+from costswitch.errors import ValidationFailed
 
 # --- Scopes ---------------------------------------------------------------------------------------
 
@@ -261,6 +264,8 @@ class BudgetForm(forms.ModelForm):
             "ends_at",
             "restricted_models",
             "max_cost_per_request",
+            "carry_over",
+            "carry_over_cap",
             "is_active",
         ]
 
@@ -288,6 +293,16 @@ class BudgetForm(forms.ModelForm):
         ends_at = data.get("ends_at")
         if starts_at and ends_at and ends_at <= starts_at:
             self.add_error("ends_at", "The end must be after the start.")
+        if "carry_over" in data:
+            try:
+                carry_over_check(
+                    period=data.get("period", self.instance.period),
+                    carry_over=data["carry_over"],
+                    carry_over_cap=data.get("carry_over_cap"),
+                )
+            except ValidationFailed as exc:
+                cap_codes = {"negative_amount", "carry_over_cap_without_policy"}
+                self.add_error("carry_over_cap" if exc.code in cap_codes else "carry_over", exc.message)
         return data
 
 
@@ -303,6 +318,8 @@ _EDITABLE_BUDGET_FIELDS = [
     "ends_at",
     "restricted_models",
     "max_cost_per_request",
+    "carry_over",
+    "carry_over_cap",
     "is_active",
 ]
 
@@ -310,7 +327,7 @@ _EDITABLE_BUDGET_FIELDS = [
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
     form = BudgetForm
-    list_display = ["name", "scope", "period", "limit", "currency", "is_active", "created_at"]
+    list_display = ["name", "scope", "period", "limit", "carry_over", "currency", "is_active", "created_at"]
     list_filter = ["is_active", "scope_type", "period", "organization"]
     list_select_related = ["organization", "team", "user"]
     search_fields = ["name", "organization__name", "team__name", "user__username"]
@@ -349,6 +366,8 @@ class BudgetAdmin(admin.ModelAdmin):
             thresholds=[],  # the inline (or the defaults, see save_related) provides them
             restricted_models=obj.restricted_models,
             max_cost_per_request=obj.max_cost_per_request,
+            carry_over=obj.carry_over,
+            carry_over_cap=obj.carry_over_cap,
         )
         # The admin carries on (inlines, log entry, redirect) with the form's instance.
         obj.pk = budget.pk
@@ -360,10 +379,8 @@ class BudgetAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         budget = form.instance
         if not change and not budget.thresholds.exists():
-            Threshold.objects.bulk_create(
-                Threshold(budget=budget, percent=spec.percent, actions=list(spec.actions))
-                for spec in DEFAULT_THRESHOLD_SPECS
-            )
+            for spec in DEFAULT_THRESHOLD_SPECS:  # one by one, so that each is audited
+                Threshold.objects.create(budget=budget, percent=spec.percent, actions=list(spec.actions))
             self.message_user(request, "No thresholds given: the default graduated thresholds were added.")
 
 
@@ -379,6 +396,7 @@ class BudgetPeriodAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         "limit",
         "spent",
         "reserved",
+        "carried_over",
         "percent_committed",
         "closed_at",
     ]
@@ -461,3 +479,15 @@ class UsageChargeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ["usage", "period__budget"]
     search_fields = ["usage__request_id", "period__budget__name"]
     show_full_result_count = False
+
+
+# --- Alerts (read-only: raised by the ledger and the sweeps, acknowledged in the API) ------------
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["created_at", "budget", "kind", "threshold", "percent_used", "acknowledged_at"]
+    list_filter = ["kind", "organization"]
+    search_fields = ["budget__name", "message"]
+    date_hierarchy = "created_at"
+    list_select_related = ["budget"]

@@ -46,6 +46,13 @@ DEFAULT_THRESHOLDS: tuple[tuple[int, tuple[str, ...]], ...] = (
 )
 
 
+class CarryOver(models.TextChoices):
+    """What a new period inherits from the one before it (see budgets/services/periods.py)."""
+
+    NONE = "none", "None"
+    UNUSED = "unused", "Unused amount (up to the cap)"
+
+
 class BudgetStatus(models.TextChoices):
     """Ordered from best to worst; an aggregate status is the worst of its parts."""
 

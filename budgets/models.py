@@ -13,6 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 from budgets.choices import (
+    CarryOver,
     PeriodKind,
     ReservationState,
     Role,
@@ -187,6 +188,15 @@ class Budget(models.Model):
     max_cost_per_request = money_field(
         null=True, blank=True, help_text="Per-request ceiling once a strict-cost-limit threshold is crossed."
     )
+    carry_over = models.CharField(
+        max_length=20,
+        choices=CarryOver.choices,
+        default=CarryOver.NONE,
+        help_text="What a new period inherits from the one before it: nothing, or what was left unused.",
+    )
+    carry_over_cap = money_field(
+        null=True, blank=True, help_text="At most this much is carried into a period (empty: no cap)."
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -195,6 +205,11 @@ class Budget(models.Model):
         ordering = ["organization_id", "scope_type", "name"]
         constraints = [
             models.CheckConstraint(condition=Q(limit__gte=0), name="budget_limit_not_negative"),
+            models.CheckConstraint(
+                condition=Q(carry_over_cap__isnull=True)
+                | Q(carry_over=CarryOver.UNUSED, carry_over_cap__gte=0),
+                name="budget_carry_over_cap_valid",
+            ),
             models.CheckConstraint(
                 condition=(
                     Q(scope_type=ScopeType.ORGANIZATION, team__isnull=True, user__isnull=True)
@@ -263,9 +278,12 @@ class BudgetPeriod(models.Model):
     budget = models.ForeignKey("budgets.Budget", on_delete=models.PROTECT, related_name="periods")
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
-    limit = money_field()
+    limit = money_field(help_text="The budget's limit plus `carried_over`.")
     spent = money_field(default=0)
     reserved = money_field(default=0)
+    carried_over = money_field(
+        default=0, help_text="Unused amount inherited from the period before; fixed when the period opens."
+    )
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -276,6 +294,7 @@ class BudgetPeriod(models.Model):
                 condition=Q(ends_at__gt=models.F("starts_at")), name="period_ends_after_start"
             ),
             models.CheckConstraint(condition=Q(reserved__gte=0), name="period_reserved_not_negative"),
+            models.CheckConstraint(condition=Q(carried_over__gte=0), name="period_carried_over_not_negative"),
         ]
         indexes = [models.Index(fields=["budget", "starts_at", "ends_at"])]
 
@@ -419,3 +438,60 @@ class UsageCharge(models.Model):
 
     def __str__(self) -> str:
         return f"charge {self.amount} on period {self.period_id}"
+
+
+class AlertKind(models.TextChoices):
+    THRESHOLD = "threshold", "Threshold crossed"
+    FORECAST = "forecast", "Projected to exceed the limit"
+    EXHAUSTED = "exhausted", "Budget exhausted"
+    EXTERNAL = "external", "Reported by an external system"
+
+
+class Alert(models.Model):
+    """Something budget owners must hear about, raised once: a threshold crossed, the limit
+    reached (`exhausted`, threshold 100) or forecast to be reached, or an external system's alert.
+    The partial unique constraints are what make "once per threshold per period" hold across
+    processes; raising code inserts and treats a conflict as "already raised"."""
+
+    organization = models.ForeignKey("budgets.Organization", on_delete=models.PROTECT, related_name="alerts")
+    budget = models.ForeignKey("budgets.Budget", on_delete=models.PROTECT, related_name="alerts")
+    period = models.ForeignKey(
+        "budgets.BudgetPeriod", on_delete=models.PROTECT, null=True, blank=True, related_name="alerts"
+    )
+    kind = models.CharField(max_length=20, choices=AlertKind.choices)
+    threshold = models.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Percent of the limit; empty when n/a.",
+    )
+    percent_used = models.DecimalField(
+        max_digits=12, decimal_places=2, help_text="Spent + reserved, in percent of the limit, when raised."
+    )
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        "budgets.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period", "kind", "threshold"],
+                condition=Q(threshold__isnull=False),
+                name="alert_once_per_threshold",
+            ),
+            models.UniqueConstraint(
+                fields=["period", "kind"],
+                condition=Q(threshold__isnull=True) & ~Q(kind="external"),
+                name="alert_once_per_period",
+            ),
+        ]
+        indexes = [models.Index(fields=["organization", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.budget_id} ({self.created_at:%Y-%m-%d})"

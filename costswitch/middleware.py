@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.signals import request_finished
 from django.utils.functional import SimpleLazyObject, empty
 
-from costswitch import logs, metrics
+from costswitch import context, logs, metrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -38,7 +38,12 @@ class RequestContextMiddleware:
         # Cleared on request_finished, not here: Django logs 4xx/5xx responses (django.request) after
         # the middleware chain has returned, and those lines belong to the request too.
         logs.open_context(request_id=request_id)
-        response = self.get_response(request)
+        # Whoever authenticates (an API key, a session user) is the actor of audited changes.
+        actor_token = context.set_actor(context.request_actor(request))
+        try:
+            response = self.get_response(request)
+        finally:
+            context.reset_actor(actor_token)
         response[REQUEST_ID_HEADER] = request_id
         duration = time.perf_counter() - started
         route = self._route(request)

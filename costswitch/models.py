@@ -21,12 +21,16 @@ class InboundWebhook(models.Model):
     status = models.CharField(max_length=20, choices=WebhookStatus.choices, default=WebhookStatus.RECEIVED)
     result = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Times a processor ran on it and failed (the async path retries up to a limit)."
+    )
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
         constraints = [models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_event_once")]
+        indexes = [models.Index(fields=["status", "received_at"], name="webhook_status_received")]
 
     def __str__(self) -> str:
         return f"{self.endpoint}:{self.event_id}"

@@ -149,7 +149,25 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "expire-reservations": {"task": "budgets.tasks.expire_reservations", "schedule": 60.0},
+    # Approved overrides stop applying at their expiry by themselves; the sweep records the expiry
+    # (audit, state) and takes back an expired extension's money within a minute.
+    "expire-overrides": {"task": "approvals.tasks.expire_overrides", "schedule": 60.0},
     "apply-due-price-changes": {"task": "models_registry.tasks.apply_due_price_changes", "schedule": 60.0},
+    # Budget alerts (budgets/services/alerts.py) and notifications (approvals/notifications.py).
+    "raise-threshold-alerts": {"task": "budgets.tasks.raise_threshold_alerts", "schedule": 300.0},
+    "raise-forecast-alerts": {"task": "budgets.tasks.raise_forecast_alerts", "schedule": 900.0},
+    "retry-stalled-notifications": {
+        "task": "approvals.tasks_notifications.retry_stalled_notifications",
+        "schedule": 300.0,
+    },
+    # Local midnights fall on any quarter hour in UTC (+05:45, -09:30...), so no fixed crontab suits
+    # every organization: a cheap sweep every 5 minutes closes ended periods and opens new ones within
+    # 5 minutes of any boundary. Nothing waits on it: the request path opens a missing period itself.
+    "roll-over-periods": {"task": "budgets.tasks.roll_over_periods", "schedule": 300.0},
+    # Does nothing until COSTSWITCH_PRICE_CATALOG is set.
+    "sync-prices": {"task": "models_registry.tasks.sync_prices", "schedule": 3600.0},
+    "requeue-stuck-webhooks": {"task": "costswitch.tasks.requeue_stuck_webhooks", "schedule": 300.0},
+    "reconcile-ledger": {"task": "analytics.tasks.reconcile_ledger", "schedule": 3600.0},
 }
 
 # tiktoken's encoding files ship with the code (see models_registry/encodings/README.md).
@@ -192,6 +210,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "CAMELIZE_NAMES": True,
+    # Choice sets that share a field name (`kind`) get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "AlertKindEnum": "budgets.models.AlertKind",
+        "OverrideKindEnum": "approvals.models.OverrideKind",
+        "ReconciliationRunStatusEnum": "analytics.models.RunStatus",
+        "SyncBatchStatusEnum": "analytics.models.SyncStatus",
+        "DiscrepancyStatusEnum": "analytics.models.DiscrepancyStatus",
+        "SyncSourceEnum": "analytics.models.SyncSource",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
@@ -208,6 +235,39 @@ COSTSWITCH_MAX_PROMPT_CHARS = env_int("COSTSWITCH_MAX_PROMPT_CHARS", 8_000_000)
 # Shared secret for signed inbound webhooks; webhooks answer 503 until it is set.
 COSTSWITCH_WEBHOOK_SECRET = env_str("COSTSWITCH_WEBHOOK_SECRET", "")
 COSTSWITCH_WEBHOOK_MAX_BYTES = env_int("COSTSWITCH_WEBHOOK_MAX_BYTES", 1024 * 1024)
+# Notifications (README "Alerts and notifications"): email and webhook deliveries are tried this many
+# times, waiting NOTIFY_RETRY_SECONDS, then twice as long after each failure; webhooks time out after
+# NOTIFY_TIMEOUT_SECONDS.
+COSTSWITCH_NOTIFY_MAX_ATTEMPTS = env_int("COSTSWITCH_NOTIFY_MAX_ATTEMPTS", 6)
+COSTSWITCH_NOTIFY_RETRY_SECONDS = env_float("COSTSWITCH_NOTIFY_RETRY_SECONDS", 30.0)
+COSTSWITCH_NOTIFY_TIMEOUT_SECONDS = env_float("COSTSWITCH_NOTIFY_TIMEOUT_SECONDS", 10.0)
+# Notification webhooks to loopback, private, link-local or reserved addresses are refused unless
+# this is set (a deployment whose receivers live on its own network; the test suite's local servers).
+COSTSWITCH_NOTIFY_ALLOW_PRIVATE_HOSTS = env_bool("COSTSWITCH_NOTIFY_ALLOW_PRIVATE_HOSTS", False)
+# Email: the console backend (mail printed to the log) unless EMAIL_BACKEND names another, e.g.
+# django.core.mail.backends.smtp.EmailBackend with EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER,
+# EMAIL_HOST_PASSWORD (or _FILE) and EMAIL_USE_TLS.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "costswitch <costswitch@localhost>")
+# Links in notification emails point here (e.g. https://costswitch.example.com); empty: no link.
+COSTSWITCH_BASE_URL = env_str("COSTSWITCH_BASE_URL", "")
+# Price sync (hourly): a catalog file path or http(s) URL, ours or LiteLLM's price file; empty: off.
+COSTSWITCH_PRICE_CATALOG = env_str("COSTSWITCH_PRICE_CATALOG", "")
+COSTSWITCH_PRICE_CATALOG_TIMEOUT = env_float("COSTSWITCH_PRICE_CATALOG_TIMEOUT", 30.0)
+COSTSWITCH_PRICE_CATALOG_MAX_BYTES = env_int("COSTSWITCH_PRICE_CATALOG_MAX_BYTES", 50 * 1024 * 1024)
+# Overrides (README "Overrides"): the longest an approved override may last, the longest an
+# emergency self-grant may last, how long a request nobody decides stays pending, and the duration
+# of an override a refused select request asks for without naming one (all in minutes).
+COSTSWITCH_OVERRIDE_MAX_MINUTES = env_int("COSTSWITCH_OVERRIDE_MAX_MINUTES", 7 * 24 * 60)
+COSTSWITCH_EMERGENCY_OVERRIDE_MAX_MINUTES = env_int("COSTSWITCH_EMERGENCY_OVERRIDE_MAX_MINUTES", 4 * 60)
+COSTSWITCH_OVERRIDE_PENDING_MINUTES = env_int("COSTSWITCH_OVERRIDE_PENDING_MINUTES", 24 * 60)
+COSTSWITCH_OVERRIDE_DEFAULT_MINUTES = env_int("COSTSWITCH_OVERRIDE_DEFAULT_MINUTES", 60)
 # Selection: the strategy when neither the request nor a rule names one.
 COSTSWITCH_DEFAULT_STRATEGY = env_str("COSTSWITCH_DEFAULT_STRATEGY", "balanced")
 # The model a request without one would have gone to: the baseline its savings are measured against.

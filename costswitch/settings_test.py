@@ -8,6 +8,8 @@ from costswitch.settings import *  # noqa: F403
 
 CELERY_TASK_ALWAYS_EAGER = True
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Webhook receivers in the tests are small servers on 127.0.0.1 (tests/approvals checks the refusal).
+COSTSWITCH_NOTIFY_ALLOW_PRIVATE_HOSTS = True
 # Pages render without a `collectstatic` run (the manifest storage needs its manifest).
 STORAGES = {
     **STORAGES,  # noqa: F405

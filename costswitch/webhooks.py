@@ -8,10 +8,18 @@ A sender signs every delivery with the shared secret (`COSTSWITCH_WEBHOOK_SECRET
 Deliveries older or newer than five minutes are refused, so a captured request cannot be replayed
 later; a delivery whose signature was already seen is refused too. The same event sent again with a
 fresh signature (a sender retry) is acknowledged as a duplicate and not applied again.
+
+Two ways to apply a delivery: `webhook_receive` stores and applies it in one transaction (quick,
+synchronous work such as a price update); `webhook_store` stores it raw first (status `received`)
+and a Celery task (`costswitch.tasks.process_inbound_webhook`) applies it with the processor
+registered for its endpoint (`register_processor`), retrying transient failures. Nothing is lost
+when processing fails: the raw delivery stays, and `webhooks_requeue_stuck` (beat) sends deliveries
+still `received` after a while to the worker again.
 """
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +34,8 @@ from rest_framework.request import Request
 from costswitch.api.parsers import parse_json
 from costswitch.errors import Conflict, DomainError, ValidationFailed
 from costswitch.models import InboundWebhook, WebhookStatus
+
+logger = logging.getLogger(__name__)
 
 TIMESTAMP_HEADER = "X-Costswitch-Timestamp"
 SIGNATURE_HEADER = "X-Costswitch-Signature"
@@ -121,8 +131,9 @@ class Receipt:
     duplicate: bool
 
 
-def webhook_receive(*, endpoint: str, delivery: SignedDelivery, apply: Callable[[], dict]) -> Receipt:
-    """Store the delivery and apply it in one transaction: stored and applied once, or neither."""
+def _store_once(endpoint: str, delivery: SignedDelivery, then: Callable[[InboundWebhook], None]) -> Receipt:
+    """Store the delivery and run `then` on it in one transaction. A re-sent event (same id, new
+    signature) is a duplicate; the same signature again is a replay and refused."""
     previous = InboundWebhook.objects.filter(endpoint=endpoint, event_id=delivery.event_id).first()
     if previous is not None and previous.signature != delivery.signature:
         return Receipt(previous, duplicate=True)
@@ -135,10 +146,7 @@ def webhook_receive(*, endpoint: str, delivery: SignedDelivery, apply: Callable[
                 signed_at=delivery.signed_at,
                 body=delivery.body.decode(),
             )
-            webhook.result = apply()
-            webhook.status = WebhookStatus.PROCESSED
-            webhook.processed_at = timezone.now()
-            webhook.save(update_fields=["result", "status", "processed_at"])
+            then(webhook)
     except IntegrityError:
         previous = InboundWebhook.objects.filter(endpoint=endpoint, event_id=delivery.event_id).first()
         if previous is not None and previous.signature != delivery.signature:
@@ -147,3 +155,119 @@ def webhook_receive(*, endpoint: str, delivery: SignedDelivery, apply: Callable[
             "This delivery was already received; replays are refused.", code="webhook_replayed"
         ) from None
     return Receipt(webhook, duplicate=False)
+
+
+def webhook_receive(*, endpoint: str, delivery: SignedDelivery, apply: Callable[[], dict]) -> Receipt:
+    """Store the delivery and apply it in one transaction: stored and applied once, or neither."""
+
+    def applied(webhook: InboundWebhook) -> None:
+        webhook.result = apply()
+        webhook.status = WebhookStatus.PROCESSED
+        webhook.processed_at = timezone.now()
+        webhook.save(update_fields=["result", "status", "processed_at"])
+
+    return _store_once(endpoint, delivery, applied)
+
+
+# --- The async path: store raw, then process in a Celery task ------------------------------------
+
+Processor = Callable[[InboundWebhook], dict]
+_PROCESSORS: dict[str, Processor] = {}
+# A delivery whose processor failed this many times (transient errors) is marked failed.
+MAX_ATTEMPTS = 5
+# A delivery still `received` this long after it arrived was never processed (broker down, worker
+# killed after retries ran out): the sweep sends it to the worker again.
+STUCK_AFTER = timedelta(minutes=5)
+
+
+def register_processor(endpoint: str, processor: Processor) -> None:
+    """Say how deliveries to `endpoint` are applied; call it from your AppConfig.ready(), so the web
+    process and the worker both know it. The processor gets the stored InboundWebhook (parse
+    `webhook.body` with `parse_json`), runs inside a transaction that holds the delivery's row lock,
+    and returns a JSON-able result. Raising a DomainError marks the delivery failed for good (bad
+    content); any other exception is transient: the task retries it."""
+    _PROCESSORS[endpoint] = processor
+
+
+def webhook_store(*, endpoint: str, delivery: SignedDelivery) -> Receipt:
+    """Store a verified delivery raw (status received) and have the worker apply it once committed.
+    Replays are refused and re-sent events acknowledged as duplicates, as in `webhook_receive`."""
+    if endpoint not in _PROCESSORS:
+        raise LookupError(f"no webhook processor registered for {endpoint!r}")
+
+    def enqueue(webhook: InboundWebhook) -> None:
+        transaction.on_commit(lambda: webhook_enqueue(webhook_id=webhook.pk))
+
+    return _store_once(endpoint, delivery, enqueue)
+
+
+def webhook_enqueue(*, webhook_id: int) -> None:
+    """Hand a stored delivery to the worker. A broker that is down loses nothing: the delivery is
+    stored and the sweep sends it again later."""
+    from costswitch.tasks import process_inbound_webhook
+
+    try:
+        process_inbound_webhook.delay(webhook_id)
+    except Exception:
+        logger.warning(
+            "could not enqueue inbound webhook %s; the sweep retries it", webhook_id, exc_info=True
+        )
+
+
+def webhook_process(*, webhook_id: int) -> InboundWebhook | None:
+    """Apply one stored delivery with its endpoint's processor, at most once: the row is locked
+    while it is applied and anything but a `received` delivery is left alone, so a redelivered or
+    concurrent task does nothing. A transient failure is counted and raised (the task retries);
+    a DomainError, or too many failures, marks the delivery failed with the reason."""
+    failure: Exception | None = None
+    with transaction.atomic():
+        webhook = InboundWebhook.objects.select_for_update().filter(pk=webhook_id).first()
+        if webhook is None or webhook.status != WebhookStatus.RECEIVED:
+            return webhook
+        processor = _PROCESSORS.get(webhook.endpoint)
+        try:
+            if processor is None:
+                raise DomainError(
+                    f"No processor is registered for {webhook.endpoint!r}.", code="no_processor"
+                )
+            with transaction.atomic():
+                result = processor(webhook)
+        except DomainError as exc:
+            webhook.status = WebhookStatus.FAILED
+            webhook.error = f"{exc.code}: {exc.message}"
+        except Exception as exc:
+            failure = exc
+            webhook.attempts += 1
+            webhook.error = f"{type(exc).__name__}: {exc}"[:2000]
+            if webhook.attempts >= MAX_ATTEMPTS:
+                webhook.status = WebhookStatus.FAILED
+        else:
+            webhook.status = WebhookStatus.PROCESSED
+            webhook.result = result
+            webhook.error = ""
+            webhook.processed_at = timezone.now()
+        webhook.save(update_fields=["status", "result", "error", "attempts", "processed_at"])
+    logger.info(
+        "inbound webhook %s:%s is %s",
+        webhook.endpoint,
+        webhook.event_id,
+        webhook.status,
+        extra={"webhook_id": webhook.pk, "attempts": webhook.attempts},
+    )
+    if failure is not None and webhook.status == WebhookStatus.RECEIVED:
+        raise failure
+    return webhook
+
+
+def webhooks_requeue_stuck(*, now: datetime | None = None, older_than: timedelta = STUCK_AFTER) -> int:
+    """Send deliveries still `received` after `older_than` to the worker again; processing is
+    idempotent, so one that is in fact being processed right now is not applied twice."""
+    cutoff = (now or timezone.now()) - older_than
+    stuck = list(
+        InboundWebhook.objects.filter(status=WebhookStatus.RECEIVED, received_at__lt=cutoff)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:1000]
+    )
+    for webhook_id in stuck:
+        webhook_enqueue(webhook_id=webhook_id)
+    return len(stuck)

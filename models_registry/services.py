@@ -259,11 +259,10 @@ def model_fallbacks_set(*, model: ModelProfile, fallback_ids: Sequence[str]) -> 
         )
     with transaction.atomic():
         model.fallback_links.all().delete()
-        ModelFallback.objects.bulk_create(
-            ModelFallback(model=model, fallback_id=fallback_id, position=position)
-            for position, fallback_id in enumerate(fallback_ids, start=1)
-        )
-        # bulk_create sends no signals; saving the model tells listeners (selection's snapshot) it changed.
+        # One by one, not bulk_create: each new fallback must reach the audit log (signals).
+        for position, fallback_id in enumerate(fallback_ids, start=1):
+            ModelFallback.objects.create(model=model, fallback_id=fallback_id, position=position)
+        # Saving the model tells listeners (selection's snapshot) that its fallbacks changed.
         model.save(update_fields=["updated_at"])
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from approvals.selectors import OverridesInForce, overrides_in_force
+from approvals.services import override_offer
 from budgets.choices import BudgetStatus, ThresholdAction
 from budgets.models import Reservation
 from budgets.principals import Principal, attribution_for
@@ -96,6 +97,8 @@ class AdmissionRequest:
     team_id: int | None = None
     user_id: int | None = None
     ttl_seconds: int | None = None
+    # On a refusal an override could lift, ask for one: {"reason", "duration_minutes", "extra_amount"}.
+    request_override: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -157,6 +160,17 @@ def admit(
         if record and ctx.analysis is not None:
             decision = _record(ctx, refusal=error)
             error.details = {**error.details, "decision_id": decision.pk}
+        error.details = {
+            **error.details,
+            **override_offer(
+                principal=principal,
+                code=error.code,
+                details=error.details,
+                ask=request.request_override if reserve and record else None,
+                request_id=request.request_id,
+                essential=request.priority in ESSENTIAL_PRIORITIES,
+            ),
+        }
         raise
 
 
@@ -205,7 +219,10 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet |
             )
 
     ctx.strategy = (select and select.strategy) or request.strategy or settings.COSTSWITCH_DEFAULT_STRATEGY
-    overrides = overrides_in_force(principal=principal, budget_ids=[r.budget.pk for r in chain.budgets])
+    overrides = overrides_in_force(principal=principal, budgets=chain.budgets, team=ctx.team, user=ctx.user)
+    if overrides.override_ids:
+        ids = list(overrides.override_ids)
+        ctx.changes.append({"source": "override", "overrides": ids, "effect": "approved overrides apply"})
     constraints, pressure = _budget_constraints(ctx, chain, overrides)
     ctx.budget = _budget_snapshot(chain, driving)
 
@@ -240,7 +257,7 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet |
 
     ranking = _choose(ctx, pool, requested, constraints, pressure, _budget_factor(driving))
     if ranking.chosen is None:
-        raise _no_model_error(ranking, requested_id)
+        raise _no_model_error(ranking, requested_id, pressure)
     ranking, gate = _within_rate_limits(ctx, ranking, consume=reserve)
     chosen = ranking.chosen.candidate
     chain_models = _fallback_chain(chosen, ranking, enabled=_fallbacks_enabled(ctx))
@@ -361,8 +378,13 @@ def _earlier_admission(principal: Principal, request_id: str, fingerprint: str) 
 
 
 def request_fingerprint(request: AdmissionRequest) -> str:
-    """What makes two select requests the same one (everything but the request id and the path)."""
-    fields = {name: value for name, value in asdict(request).items() if name not in {"request_id", "path"}}
+    """What makes two select requests the same one (everything but the request id, the path and the
+    override a refusal would ask for)."""
+    fields = {
+        name: value
+        for name, value in asdict(request).items()
+        if name not in {"request_id", "path", "request_override"}
+    }
     canonical = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -637,10 +659,14 @@ def _rejection_detail(rejection: Rejection) -> dict:
     return {"model": rejection.model, "code": rejection.code, "reason": rejection.reason}
 
 
-def _no_model_error(ranking: Ranking, requested_id: str | None) -> DomainError:
+def _no_model_error(ranking: Ranking, requested_id: str | None, pressure: _Pressure) -> DomainError:
     codes = {r.code for r in ranking.rejections}
     details = {"rejections": [_rejection_detail(r) for r in ranking.rejections[:20]]}
     if "requires_approval" in codes:
+        source = pressure.actions.get(ThresholdAction.REQUIRE_APPROVAL) or pressure.actions.get(
+            ThresholdAction.RESTRICT_MODELS, {}
+        )
+        details["budget_id"] = source.get("budget_id")
         return ApprovalRequired(
             "Only premium models fit this request, and the budget requires an approved override for them.",
             details=details,

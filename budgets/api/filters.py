@@ -1,7 +1,7 @@
 import django_filters
 
 from budgets.choices import PeriodKind, ReservationState, ScopeType, UsageSource
-from budgets.models import Budget, Reservation, UsageRecord
+from budgets.models import Alert, AlertKind, Budget, Reservation, UsageRecord
 from costswitch.api.filters import CamelCaseFilterSet, StrictBooleanFilter
 
 
@@ -45,3 +45,17 @@ class ReservationFilterSet(CamelCaseFilterSet):
     class Meta:
         model = Reservation
         fields = ["state", "request_id", "team", "user"]
+
+
+class AlertFilterSet(CamelCaseFilterSet):
+    budget = django_filters.NumberFilter(field_name="budget_id")
+    kind = django_filters.ChoiceFilter(choices=AlertKind.choices)
+    scope_type = django_filters.ChoiceFilter(field_name="budget__scope_type", choices=ScopeType.choices)
+    # ?acknowledged=true: excludes the alerts with no acknowledgement time.
+    acknowledged = StrictBooleanFilter(field_name="acknowledged_at", lookup_expr="isnull", exclude=True)
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Alert
+        fields = ["budget", "kind", "scope_type", "acknowledged"]

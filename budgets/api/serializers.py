@@ -3,8 +3,8 @@ from decimal import Decimal
 from django.conf import settings
 from rest_framework import serializers
 
-from budgets.choices import PeriodKind, ScopeType, ThresholdAction, UsageOutcome
-from budgets.models import Budget, Reservation, UsageRecord
+from budgets.choices import CarryOver, PeriodKind, ScopeType, ThresholdAction, UsageOutcome
+from budgets.models import Alert, Budget, Reservation, UsageRecord
 from budgets.services.budgets import ThresholdSpec
 from costswitch.api.serializers import MoneyField, StrictFieldsMixin
 
@@ -45,6 +45,8 @@ class BudgetInputSerializer(StrictFieldsMixin, serializers.Serializer):
         child=serializers.CharField(max_length=200), required=False, max_length=500
     )
     max_cost_per_request = MoneyField(required=False, allow_null=True)
+    carry_over = serializers.ChoiceField(choices=CarryOver.choices, default=CarryOver.NONE)
+    carry_over_cap = MoneyField(required=False, allow_null=True)
 
     def validate(self, attrs):
         attrs["thresholds"] = _threshold_specs(attrs.pop("alerts", None))
@@ -60,6 +62,8 @@ class BudgetUpdateSerializer(StrictFieldsMixin, serializers.Serializer):
         child=serializers.CharField(max_length=200), required=False, max_length=500
     )
     max_cost_per_request = MoneyField(required=False, allow_null=True)
+    carry_over = serializers.ChoiceField(choices=CarryOver.choices, required=False)
+    carry_over_cap = MoneyField(required=False, allow_null=True)
     is_active = serializers.BooleanField(required=False)
 
     def validate(self, attrs):
@@ -92,6 +96,8 @@ class BudgetOutputSerializer(serializers.ModelSerializer):
             "alerts",
             "restricted_models",
             "max_cost_per_request",
+            "carry_over",
+            "carry_over_cap",
             "is_active",
             "created_at",
             "updated_at",
@@ -256,3 +262,34 @@ class ReservationOutputSerializer(serializers.ModelSerializer):
             {"budget_id": hold.period.budget_id, "period_id": hold.period_id, "amount": hold.amount}
             for hold in reservation.holds.all()
         ]
+
+
+class BudgetAlertOutputSerializer(serializers.ModelSerializer):
+    """A raised alert (GET /api/v1/alerts); not the thresholds that budgets call `alerts` in input."""
+
+    budget_id = serializers.IntegerField()
+    budget_name = serializers.CharField(source="budget.name")
+    period_id = serializers.IntegerField(allow_null=True)
+    acknowledged = serializers.SerializerMethodField()
+    acknowledged_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "budget_id",
+            "budget_name",
+            "period_id",
+            "kind",
+            "threshold",
+            "percent_used",
+            "message",
+            "data",
+            "created_at",
+            "acknowledged",
+            "acknowledged_at",
+            "acknowledged_by",
+        ]
+
+    def get_acknowledged(self, alert: Alert) -> bool:
+        return alert.acknowledged_at is not None

@@ -7,6 +7,7 @@ router = OptionalSlashRouter()
 router.register("budgets", views.BudgetViewSet, basename="budget")
 router.register("usage", views.UsageViewSet, basename="usage")
 router.register("reservations", views.ReservationViewSet, basename="reservation")
+router.register("alerts", views.AlertViewSet, basename="alert")
 
 urlpatterns = [
     path(

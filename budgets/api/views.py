@@ -10,10 +10,11 @@ from rest_framework.views import APIView
 
 from budgets import selectors
 from budgets.api import serializers as s
-from budgets.api.filters import BudgetFilterSet, ReservationFilterSet, UsageRecordFilterSet
+from budgets.api.filters import AlertFilterSet, BudgetFilterSet, ReservationFilterSet, UsageRecordFilterSet
 from budgets.choices import UsageSource
-from budgets.models import Budget, Reservation, ReservationHold, UsageRecord
+from budgets.models import Alert, Budget, Reservation, ReservationHold, UsageRecord
 from budgets.principals import principal_from_request
+from budgets.services import alerts as alert_services
 from budgets.services import budgets as budget_services
 from budgets.services import ledger
 from costswitch.api.serializers import validated
@@ -55,6 +56,8 @@ class BudgetViewSet(viewsets.ModelViewSet):
             thresholds=data["thresholds"],
             restricted_models=data.get("restricted_models"),
             max_cost_per_request=data.get("max_cost_per_request"),
+            carry_over=data["carry_over"],
+            carry_over_cap=data.get("carry_over_cap"),
         )
         return Response(s.BudgetOutputSerializer(budget).data, status=status.HTTP_201_CREATED)
 
@@ -190,6 +193,26 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             principal=principal_from_request(request), reservation_id=_int_id(pk)
         )
         return Response(self._output(reservation))
+
+
+class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Alerts raised on the budgets the caller can see; their owners acknowledge them."""
+
+    queryset = Alert.objects.none()
+    lookup_value_regex = r"\d+"
+    serializer_class = s.BudgetAlertOutputSerializer
+    filterset_class = AlertFilterSet
+
+    def get_queryset(self):
+        return alert_services.alerts_for_principal(principal_from_request(self.request))
+
+    @extend_schema(request=None, responses=s.BudgetAlertOutputSerializer)
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None):
+        alert = alert_services.alert_acknowledge(
+            principal=principal_from_request(request), alert_id=_int_id(pk)
+        )
+        return Response(s.BudgetAlertOutputSerializer(alert).data)
 
 
 def _int_id(pk) -> int:

@@ -4,11 +4,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from budgets.choices import DEFAULT_THRESHOLDS, PeriodKind, ScopeType
+from budgets.choices import DEFAULT_THRESHOLDS, CarryOver, PeriodKind, ScopeType
 from budgets.models import Budget, BudgetPeriod, Team, Threshold, User
 from budgets.principals import Principal
+from budgets.services.periods import carry_over_check
 from costswitch.errors import NotFound, PermissionDenied, ValidationFailed
 
 
@@ -49,9 +51,10 @@ def _check_dates(period: str, starts_at: datetime, ends_at: datetime | None) -> 
 
 def _replace_thresholds(budget: Budget, thresholds) -> None:
     budget.thresholds.all().delete()
-    Threshold.objects.bulk_create(
-        Threshold(budget=budget, percent=spec.percent, actions=list(spec.actions)) for spec in thresholds
-    )
+    # One by one, not bulk_create: each new threshold must reach the audit log (bulk_create sends no
+    # signals), and a budget has a handful.
+    for spec in thresholds:
+        Threshold.objects.create(budget=budget, percent=spec.percent, actions=list(spec.actions))
 
 
 @transaction.atomic
@@ -69,6 +72,8 @@ def budget_create(
     thresholds: list[ThresholdSpec] | None = None,
     restricted_models: list[str] | None = None,
     max_cost_per_request: Decimal | None = None,
+    carry_over: str = CarryOver.NONE,
+    carry_over_cap: Decimal | None = None,
 ) -> Budget:
     """Create a budget on a scope the caller manages. Without thresholds it gets the defaults."""
     scope_fields = _resolve_scope(principal, scope_type, scope_id)
@@ -80,6 +85,7 @@ def budget_create(
         )
     starts_at = starts_at or timezone.now()
     _check_dates(period, starts_at, ends_at)
+    carry_over_check(period=period, carry_over=carry_over, carry_over_cap=carry_over_cap)
     budget = Budget.objects.create(
         organization=principal.organization,
         scope_type=scope_type,
@@ -91,13 +97,24 @@ def budget_create(
         ends_at=ends_at,
         restricted_models=restricted_models or [],
         max_cost_per_request=max_cost_per_request,
+        carry_over=carry_over,
+        carry_over_cap=carry_over_cap,
         **scope_fields,
     )
     _replace_thresholds(budget, DEFAULT_THRESHOLD_SPECS if thresholds is None else thresholds)
     return budget
 
 
-_UPDATABLE = {"name", "limit", "ends_at", "restricted_models", "max_cost_per_request", "is_active"}
+_UPDATABLE = {
+    "name",
+    "limit",
+    "ends_at",
+    "restricted_models",
+    "max_cost_per_request",
+    "is_active",
+    "carry_over",
+    "carry_over_cap",
+}
 
 
 @transaction.atomic
@@ -114,10 +131,12 @@ def budget_update(*, principal: Principal, budget: Budget, thresholds=None, **ch
     for name, value in changes.items():
         setattr(budget, name, value)
     _check_dates(budget.period, budget.starts_at, budget.ends_at)
+    # A carry-over change applies from the next period: an open period's carried amount is fixed.
+    carry_over_check(period=budget.period, carry_over=budget.carry_over, carry_over_cap=budget.carry_over_cap)
     budget.save()
     if "limit" in changes:
         BudgetPeriod.objects.filter(budget=budget, closed_at__isnull=True, ends_at__gt=timezone.now()).update(
-            limit=budget.limit
+            limit=F("carried_over") + budget.limit
         )
     if thresholds is not None:
         _replace_thresholds(budget, thresholds)

@@ -35,6 +35,7 @@ from budgets.models import (
 )
 from budgets.principals import Principal, attribution_for
 from budgets.selectors import chain_budgets
+from budgets.services.alerts import alerts_for_changes, with_next_threshold
 from budgets.services.periods import period_get_or_open
 from costswitch.errors import BudgetExceeded, Conflict, NotFound, ValidationFailed
 from costswitch.money import ZERO, display_decimal
@@ -100,7 +101,7 @@ class UsageResult:
 def _locked(periods: QuerySet[BudgetPeriod]) -> dict[int, BudgetPeriod]:
     """Lock period rows in ascending id order. NO KEY UPDATE is enough (only amounts change) and lets
     other transactions insert holds and charges that reference these rows meanwhile."""
-    locked = periods.select_for_update(no_key=True, of=("self",)).order_by("pk")
+    locked = with_next_threshold(periods.select_for_update(no_key=True, of=("self",))).order_by("pk")
     return {period.pk: period for period in locked}
 
 
@@ -214,6 +215,7 @@ def _hold(reservation: Reservation, budgets: list[Budget]) -> None:
         ReservationHold(reservation=reservation, period_id=pk, amount=amount) for pk in locked
     )
     BudgetPeriod.objects.filter(pk__in=list(locked)).update(reserved=F("reserved") + amount)
+    alerts_for_changes((period, amount) for period in locked.values())
 
 
 def _request_id_taken(request_id: str) -> Conflict:
@@ -248,7 +250,8 @@ def reservation_settle(*, principal: Principal, reservation_id: int, report: Usa
                 )
             return SettleResult(usage, replayed=True)
         report = replace(report, request_id=reservation.request_id)
-        period_ids = list(_lock_periods(reservation.holds.values_list("period_id", flat=True)))
+        locked = _lock_periods(reservation.holds.values_list("period_id", flat=True))
+        period_ids = list(locked)
         now = timezone.now()
         fields = _usage_fields(report, reservation.organization, reservation.team, reservation.user, now)
         fields["model"] = report.model or reservation.model
@@ -265,6 +268,7 @@ def reservation_settle(*, principal: Principal, reservation_id: int, report: Usa
         BudgetPeriod.objects.filter(pk__in=period_ids).update(
             spent=F("spent") + report.cost, reserved=F("reserved") - released
         )
+        alerts_for_changes((period, report.cost - released) for period in locked.values())
         _finish(reservation, ReservationState.SETTLED, now)
     return SettleResult(usage, replayed=False)
 
@@ -481,7 +485,7 @@ def _record_many(
         for period_id in period_ids[report.request_id]:
             charges[period_id].append(record)
 
-    _lock_periods(charges.keys())
+    locked = _lock_periods(charges.keys())
     # Inserting in request id order means two batches sharing ids wait on each other, never in a cycle.
     UsageRecord.objects.bulk_create(sorted((record for _, _, record in fresh), key=lambda r: r.request_id))
     UsageCharge.objects.bulk_create(
@@ -491,6 +495,7 @@ def _record_many(
     )
     for period_id, records in charges.items():
         BudgetPeriod.objects.filter(pk=period_id).update(spent=F("spent") + sum(r.cost for r in records))
+    alerts_for_changes((locked[pk], sum(r.cost for r in records)) for pk, records in charges.items())
     # Duplicates inside the batch point at the record their first occurrence created.
     by_request = {record.request_id: record for _, _, record in fresh}
     final = [record or by_request[report.request_id] for record, report in zip(results, reports, strict=True)]

@@ -193,6 +193,14 @@ class QualityRequirementField(serializers.Field):
         return value
 
 
+class RequestOverrideSerializer(StrictFieldsMixin, serializers.Serializer):
+    """If the budget refuses the request in a way an override could lift, ask for one at once."""
+
+    reason = serializers.CharField(max_length=2000)
+    duration_minutes = serializers.IntegerField(min_value=1, required=False)
+    extra_amount = MoneyField(required=False, min_value=Decimal("0.000000001"))
+
+
 class SelectInputSerializer(StrictFieldsMixin, serializers.Serializer):
     """An OpenAI-style request (model optional or "auto") and how to choose for it."""
 
@@ -209,6 +217,7 @@ class SelectInputSerializer(StrictFieldsMixin, serializers.Serializer):
     team_id = serializers.IntegerField(required=False, min_value=1)
     user_id = serializers.IntegerField(required=False, min_value=1)
     ttl_seconds = serializers.IntegerField(min_value=1, max_value=86400, required=False)
+    request_override = RequestOverrideSerializer(required=False)
 
 
 def admission_request(data: dict, *, path: str) -> AdmissionRequest:
@@ -225,6 +234,7 @@ def admission_request(data: dict, *, path: str) -> AdmissionRequest:
         team_id=data.get("team_id"),
         user_id=data.get("user_id"),
         ttl_seconds=data.get("ttl_seconds"),
+        request_override=data.get("request_override"),
     )
 
 

@@ -304,7 +304,7 @@ def _wait_until(condition, what: str, *, timeout: float, logs=lambda: "") -> Non
 def test_a_task_whose_worker_is_killed_is_delivered_again_and_charges_once(world, redis_server, tmp_path):
     budget = team_budget(world.alpha, limit=Decimal("100"), thresholds=[])
     api_key, _ = make_api_key(team=world.alpha)
-    producer = Celery("failure-tests", broker=redis_server.url)
+    producer = Celery("failure-tests", broker=redis_server.url, set_as_current=False)
     workers: list[CeleryWorker] = []
 
     def start_worker(name: str) -> CeleryWorker:

@@ -65,6 +65,8 @@ def test_it_creates_a_budget_from_the_seed_body(world):
         ],
         "restrictedModels": [],
         "maxCostPerRequest": None,
+        "carryOver": "none",
+        "carryOverCap": None,
         "isActive": True,
         "createdAt": body["createdAt"],
         "updatedAt": body["updatedAt"],

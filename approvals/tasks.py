@@ -1,0 +1,29 @@
+"""Celery tasks of the approvals app: thin wrappers that call a service."""
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+
+from approvals.services import overrides_expire
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    acks_late=True,
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def expire_overrides() -> int:
+    """Expire overrides past their end and requests nobody decided in time (beat: every minute).
+
+    Idempotent and safe to run concurrently: each override is taken with SKIP LOCKED and moved only
+    while it is still due, so a redelivered or overlapping run expires nothing twice and takes no
+    extension back twice; a transient database error retries.
+    """
+    expired = overrides_expire()
+    logger.log(logging.INFO if expired else logging.DEBUG, "expired %d override(s)", expired)
+    return expired
