@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run prod test bench lint audit migrate demo clean
+.PHONY: run prod test bench eval-routing lint audit migrate demo clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/testservices.py $(BIN)/python bench/run.py
+
+# Routing quality on RouteLLM's public per-prompt outcomes (read from ROUTING_DATA, never copied here).
+ROUTING_DATA ?= ../shared/routing-data
+eval-routing: $(STAMP)
+	DEBUG=1 $(BIN)/python manage.py routing_eval --data $(ROUTING_DATA) --benchmark all \
+		--out bench/routing/results.json --docs docs/routing.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -45,6 +45,8 @@ SECTIONS: dict[str, Section] = {
     "tokens": Section("bench.tokens", needs_database=False),
     "estimates": Section("bench.estimates", needs_database=True),
     "selection": Section("bench.selection", needs_database=True),
+    "gateway": Section("bench.gateway", needs_database=True),
+    "analytics": Section("bench.analytics", needs_database=True),
 }
 
 

@@ -281,6 +281,15 @@ COSTSWITCH_SIMPLE_PRICE_LINE = env_list("COSTSWITCH_SIMPLE_PRICE_LINE", "0.5,2")
 COSTSWITCH_STRICT_COST_SHARE = env_str("COSTSWITCH_STRICT_COST_SHARE", "0.01")
 # Reported outcomes older than this no longer shape the history score.
 COSTSWITCH_HISTORY_WINDOW_DAYS = env_int("COSTSWITCH_HISTORY_WINDOW_DAYS", 30)
+# OpenAI-compatible gateway (README "Gateway"): seconds to connect to a provider, and the longest
+# silence while waiting for its answer (a whole non-streamed answer, or the gap between two stream
+# chunks); one pooled HTTP client per process keeps at most GATEWAY_MAX_CONNECTIONS open.
+COSTSWITCH_GATEWAY_CONNECT_TIMEOUT = env_float("COSTSWITCH_GATEWAY_CONNECT_TIMEOUT", 5.0)
+COSTSWITCH_GATEWAY_READ_TIMEOUT = env_float("COSTSWITCH_GATEWAY_READ_TIMEOUT", 120.0)
+COSTSWITCH_GATEWAY_MAX_CONNECTIONS = env_int("COSTSWITCH_GATEWAY_MAX_CONNECTIONS", 100)
+# Default cap (in COSTSWITCH_CURRENCY) on what one conversation may spend through the gateway;
+# empty: no cap. A request's X-Costswitch-Conversation-Budget header may only lower it.
+COSTSWITCH_CONVERSATION_BUDGET = env_str("COSTSWITCH_CONVERSATION_BUDGET", "")
 # Rate limits (README "Rate limits"): malformed or unknown API keys allowed per client address per
 # minute before the address is refused with 429 for a minute (0 turns the guard off), and how many
 # reverse proxies in front of the app append to X-Forwarded-For (0: the client is REMOTE_ADDR).
@@ -305,7 +314,9 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
 
 # --- Security (production is DEBUG off; `manage.py check --deploy` is clean) ----------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

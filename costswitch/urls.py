@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -9,6 +10,13 @@ from costswitch.views import home, not_found, server_error
 urlpatterns = [
     path("", home, name="home"),
     path("admin/", admin.site.urls),
+    # Web UI (server-rendered pages with HTMX; see templates/).
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("analytics.urls")),
+    path("budgets/", include("budgets.urls")),
+    path("approvals/", include("approvals.urls")),
+    path("", include("selection.urls")),
     # Answered by costswitch.health.HealthCheckMiddleware before routing; named here for reverse().
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
@@ -20,6 +28,8 @@ urlpatterns = [
     path("api/v1/", include(("budgets.api.urls", "budgets"), namespace="budgets-api")),
     path("api/v1/", include(("approvals.api.urls", "approvals"), namespace="approvals-api")),
     path("api/v1/", include(("analytics.api.urls", "analytics"), namespace="analytics-api")),
+    # The OpenAI-compatible gateway: SDKs take http://host/v1 as their base URL.
+    path("v1/", include("selection.gateway.urls")),
 ]
 
 handler404 = not_found

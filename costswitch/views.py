@@ -1,7 +1,7 @@
 import sys
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.defaults import page_not_found
 from django.views.defaults import server_error as default_server_error
 
@@ -10,6 +10,9 @@ from costswitch.api.exception_handler import error_body
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """People who are logged in land on the dashboard; everyone else sees what the service is."""
+    if request.user.is_authenticated and getattr(request.user, "organization_id", None):
+        return redirect("dashboard")
     return render(request, "home.html")
 
 

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from budgets.models import Organization
 from budgets.principals import Principal
-from budgets.selectors import outcome_stats, percent_of, visible_rows
+from budgets.selectors import OutcomeStats, outcome_stats, percent_of, visible_rows
 from costswitch.cache import cache_add, cache_get, cache_set
 from costswitch.errors import NotFound
 from costswitch.money import ZERO, display_decimal, quantize_money
@@ -73,19 +73,27 @@ def history_scores(organization: Organization) -> dict[str, dict[str, float]]:
         since = timezone.now() - timedelta(days=settings.COSTSWITCH_HISTORY_WINDOW_DAYS)
         scores = {}
         for (model_id, task_type), stats in outcome_stats(organization=organization, since=since).items():
-            signals = []
-            judged = stats.successes + stats.failures
-            if judged:
-                signals.append((stats.successes + 1) / (judged + 2))
-            if stats.mean_rating is not None:
-                signals.append((float(stats.mean_rating) - 1) / 4)
-            if not signals:
-                continue
-            raw = sum(signals) / len(signals)
-            confidence = stats.samples / (stats.samples + HISTORY_CONFIDENCE_SAMPLES)
-            scores.setdefault(task_type, {})[model_id] = round(0.5 + (raw - 0.5) * confidence, 4)
+            score = history_score(stats)
+            if score is not None:
+                scores.setdefault(task_type, {})[model_id] = score
         cache_set(key, scores, HISTORY_CACHE_SECONDS)
     return scores
+
+
+def history_score(stats: OutcomeStats) -> float | None:
+    """One model x task type's score from its outcome counts (None: nothing judged or rated). Pure,
+    so the offline routing evaluation (analytics.routing) learns exactly as production does."""
+    signals = []
+    judged = stats.successes + stats.failures
+    if judged:
+        signals.append((stats.successes + 1) / (judged + 2))
+    if stats.mean_rating is not None:
+        signals.append((float(stats.mean_rating) - 1) / 4)
+    if not signals:
+        return None
+    raw = sum(signals) / len(signals)
+    confidence = stats.samples / (stats.samples + HISTORY_CONFIDENCE_SAMPLES)
+    return round(0.5 + (raw - 0.5) * confidence, 4)
 
 
 def decisions_for_principal(principal: Principal) -> QuerySet[Decision]:

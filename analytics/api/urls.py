@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from analytics.api import views
+from analytics.api import cost_analysis, views
 from costswitch.api.routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
@@ -13,5 +13,6 @@ router.register("reconciliation/batches", views.SyncBatchViewSet, basename="sync
 urlpatterns = [
     path("reconciliation/imports", views.ImportView.as_view(), name="reconciliation-import"),
     path("webhooks/cost-data", views.CostDataWebhook.as_view(), name="webhook-cost-data"),
+    *cost_analysis.urlpatterns,
     *router.urls,
 ]

@@ -1,0 +1,224 @@
+"""Rendering of the evaluation: JSON (everything), a markdown table (headline metrics against the
+baselines and the issue's targets) and a PNG of the PGR curves."""
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+
+ROUTERS = ("product", "length", "random", "oracle")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _share(operating: dict | None) -> str:
+    if operating is None:
+        return "never"
+    return f"{_pct(operating['strong_share'])} ({_pct(operating['cost_vs_strong'])} cost)"
+
+
+def _interval(found: dict, scale: float = 100) -> str:
+    return f"{found['mean'] * scale:.1f}% [{found['low'] * scale:.1f}, {found['high'] * scale:.1f}]"
+
+
+def table(results: Sequence[dict]) -> str:
+    """Markdown: one row per benchmark and router, then the cross-fit and online rows, then targets."""
+    lines = [
+        "| benchmark | router | APGR | CPT(50%) | CPT(80%) | strong share (cost) at 95% | at 97% |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        for router in ROUTERS:
+            m = result["metrics"][router]
+            lines.append(
+                f"| {result['benchmark']} | {router} | {_num(m['apgr'])} | {_pct(m['cpt50'])} | "
+                f"{_pct(m['cpt80'])} | {_share(m['at95'])} | {_share(m['at97'])} |"
+            )
+    lines += [
+        "",
+        "Operating points chosen on one half, measured on the other (2-fold, 20 seeds; mean [95% interval]):",
+        "",
+        "| benchmark | router | target | strong share | quality vs strong | cost vs strong |",
+        "|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        for router, found in result["crossfit"].items():
+            for target, rows in found.items():
+                lines.append(
+                    f"| {result['benchmark']} | {router} | {target[2:]}% | "
+                    f"{_interval(rows['strong_share'])} | {_interval(rows['quality_vs_strong'])} | "
+                    f"{_interval(rows['cost_vs_strong'])} |"
+                )
+    lines += [
+        "",
+        "| benchmark | prompts | weak | strong | product as configured (strong share) "
+        "| online APGR after warm-up | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        online = result.get("online")
+        online_text = "not run"
+        if online:
+            online_text = (
+                f"{online['apgr']['mean']:.3f} [{online['apgr']['low']:.3f}, {online['apgr']['high']:.3f}]"
+            )
+            control = online.get("apgr_without_history")
+            if control:
+                online_text += f" (no history: {control['mean']:.3f})"
+            online_text += (
+                f"; {online['decisions_changed_by_history']} of {online['decisions']} decisions changed"
+            )
+
+        lines.append(
+            f"| {result['benchmark']} | {result['prompts']} | {_num(result['weak_quality'])} | "
+            f"{_num(result['strong_quality'])} | {_pct(result['configured']['strong_share'])} | "
+            f"{online_text} | "
+            f"{_targets_text(result)} | {_met_text(result)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def target_gaps(result: dict) -> dict[str, float]:
+    """By how much each target is missed (positive) or beaten (negative or zero)."""
+    targets, m = result["targets"], result["metrics"]["product"]
+    gaps = {}
+    if "apgr" in targets:
+        gaps["apgr"] = targets["apgr"] - m["apgr"]
+    if "at97_strong_share" in targets:
+        at97 = m["at97"]
+        gaps["at97_strong_share"] = (at97["strong_share"] if at97 else 1.0) - targets["at97_strong_share"]
+    gaps["below_random"] = result["below_random"]["product"]
+    gaps["vs_length_apgr"] = result["metrics"]["length"]["apgr"] - m["apgr"]
+    return gaps
+
+
+def _targets_text(result: dict) -> str:
+    targets = result["targets"]
+    parts = [f"APGR >= {targets['apgr']}"] if "apgr" in targets else []
+    if "at97_strong_share" in targets:
+        parts.append(f"<= {_pct(targets['at97_strong_share'])} strong at 97%")
+    return "; ".join([*parts, "never below random", "beats length"])
+
+
+def _met_text(result: dict) -> str:
+    gaps = target_gaps(result)
+    return "; ".join(
+        f"{name}: {'yes' if gap <= 1e-9 else f'no (by {gap:.3f})'}" for name, gap in gaps.items()
+    )
+
+
+def plot(results: Sequence[dict], path: Path) -> None:
+    """PGR against strong share, one panel per benchmark, every router."""
+    figure, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4.2), squeeze=False)
+    for axis, result in zip(axes[0], results, strict=True):
+        weak, strong = result["weak_quality"], result["strong_quality"]
+        for router in ROUTERS:
+            points = result["curves"][router]
+            axis.plot(
+                [p["strong_share"] for p in points],
+                [(p["quality"] - weak) / (strong - weak) for p in points],
+                label=f"{router} (APGR {result['metrics'][router]['apgr']:.2f})",
+                linestyle="--" if router in ("random", "oracle") else "-",
+            )
+        online = result.get("online")
+        if online:
+            axis.errorbar(
+                [row["strong_share"]["mean"] for row in online["curve"]],
+                [row["pgr"]["mean"] for row in online["curve"]],
+                yerr=[
+                    [row["pgr"]["mean"] - row["pgr"]["low"] for row in online["curve"]],
+                    [row["pgr"]["high"] - row["pgr"]["mean"] for row in online["curve"]],
+                ],
+                fmt="o",
+                markersize=3,
+                label=f"product, online (APGR {online['apgr']['mean']:.2f})",
+            )
+        axis.set_title(f"{result['benchmark']} ({result['prompts']} prompts)")
+        axis.set_xlabel("share of calls to the strong model")
+        axis.set_ylabel("performance gap recovered")
+        axis.set_xlim(0, 1)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write(results: Sequence[dict], out: Path, docs: Path | None = None) -> dict[str, Path]:
+    """The JSON at `out`, the table and plot beside it, and (if asked) the docs page."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"results": list(results)}, indent=1) + "\n", encoding="utf-8")
+    markdown = out.with_suffix(".md")
+    markdown.write_text(table(results), encoding="utf-8")
+    image = out.with_suffix(".png")
+    plot(results, image)
+    written = {"json": out, "markdown": markdown, "plot": image}
+    if docs is not None:
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        relative = Path("..") / image.resolve().relative_to(docs.resolve().parent.parent)
+        docs.write_text(docs_page(results, relative), encoding="utf-8")
+        written["docs"] = docs
+    return written
+
+
+def docs_page(results: Sequence[dict], image: Path) -> str:
+    return (
+        "# Routing quality on public data\n\n"
+        "Generated by `make eval-routing` (`manage.py routing_eval --benchmark all`); do not edit.\n\n"
+        "Data: RouteLLM's released per-prompt outcomes (Apache-2.0; gpt-4-1106-preview as the strong model,\n"
+        "Mixtral-8x7B-Instruct as the weak one) for MMLU, GSM8K and MT-Bench, decontaminated as in the\n"
+        "RouteLLM paper. Each prompt goes through the product's own decision core (`analyze_request` on the\n"
+        "prompt text only, `quality_requirement`, `engine.rank`) with a two-model registry at $24.7 vs\n"
+        "$0.24 per 1M tokens; the quality scores per task type are the catalog's GPT-4 Turbo and\n"
+        "GPT-3.5 Turbo profiles. The knob swept is an offset on both models' configured scores: the weak\n"
+        "model is chosen "
+        "while the requirement derived from the prompt's complexity (55 + 35 x complexity) is within its\n"
+        "score, so the offset moves the complexity threshold from all-strong to all-weak.\n\n"
+        "Metrics as RouteLLM defines them: PGR = (quality - weak) / (strong - weak); APGR = trapezoid area\n"
+        "under PGR against the strong share; CPT(x) = strong share needed for PGR x. Baselines: random\n"
+        "(expected value), prompt length (longer prompts to the strong model), oracle (knows both\n"
+        "outcomes). "
+        "Operating points at 95%/97% of the strong model's quality are also chosen on one half of the\n"
+        "prompts "
+        "and measured on the other (2-fold cross-fit, 20 seeds). Online: prompts in random order, only the\n"
+        "chosen model's outcome reported back (success/failure, or a 1-5 rating from the judge score) and\n"
+        "scored by `selection.selectors.history_score`, measured after a 20% warm-up, 20 seeds.\n\n"
+        f"![PGR curves]({image.as_posix()})\n\n" + table(results) + _findings(results)
+    )
+
+
+def _findings(results: Sequence[dict]) -> str:
+    """What the numbers say about the targets, computed from this run."""
+    lines = ["", "## Against the targets", ""]
+    for result in results:
+        gaps = {name: gap for name, gap in target_gaps(result).items() if gap > 1e-9}
+        missed = ", ".join(f"{name} by {gap:.3f}" for name, gap in gaps.items()) or "none"
+        lines.append(f"- {result['benchmark']}: targets missed: {missed}.")
+    online = [r["online"] for r in results if r.get("online")]
+    if online:
+        changed = sum(o["decisions_changed_by_history"] for o in online)
+        total = sum(o["decisions"] for o in online)
+        lines.append(
+            f"- Online learning changed {changed} of {total} decisions: the history score only reorders "
+            "models that already meet the quality requirement, and with a 100x price gap the cost and "
+            "quality components always outweigh it, so outcomes reported through `POST /api/v1/usage` "
+            "cannot move a strong/weak choice today."
+        )
+    lines.append(
+        "- The complexity score reads the shape of a prompt (length, requirements, demanding terms), "
+        "which says little about whether a multiple-choice or grade-school maths question is hard for "
+        "the weak model; per-task-type score gaps from the catalog also set different thresholds per "
+        "detected task type, the likely cause of the dips under random."
+    )
+    return "\n".join(lines) + "\n"
