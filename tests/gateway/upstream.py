@@ -34,14 +34,19 @@ class StreamLog:
     finished: bool = False
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver listens with a backlog of 5: more clients connecting at once are reset.
+    request_queue_size = 128
+
+
 class UpstreamStub:
     def __init__(self, api_key: str = "stub-secret"):
         self.api_key = api_key
         self.script: dict[str, Behaviour] = {}
         self.requests: list[dict] = []
         self.streams: list[StreamLog] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
