@@ -260,8 +260,9 @@ def test_two_processes_share_one_bucket_exactly(redis_limiter):
     assert len(allowed) == limit
     assert len(refused) == 2 * attempts - limit
     assert all(retry_after > 0 for _, retry_after, _ in refused)
+    # Separate buckets would have let each process have `limit`; which process got how many depends on
+    # scheduling (on a busy machine one may finish before the other starts), so only the total counts.
     assert all(len(result) == attempts for result in results)
-    assert all(any(allowed for allowed, _, _ in result) for result in results), "both processes got some"
 
 
 # --- Redis down -------------------------------------------------------------------------------------
