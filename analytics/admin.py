@@ -3,7 +3,7 @@ found and done (read-only); provider account mappings are edited here."""
 
 from django.contrib import admin
 
-from analytics.models import Discrepancy, ExternalAccount, ReconciliationRun, SyncBatch
+from analytics.models import DailySpendDay, Discrepancy, ExternalAccount, ReconciliationRun, SyncBatch
 from costswitch.admin import ReadOnlyAdminMixin
 
 
@@ -78,3 +78,12 @@ class ExternalAccountAdmin(admin.ModelAdmin):
     list_select_related = ["organization", "team", "user"]
     search_fields = ["external_id", "note"]
     autocomplete_fields = ["team", "user"]
+
+
+@admin.register(DailySpendDay)
+class DailySpendDayAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Which days the spend rollup holds, and when each was built (rebuilt by `rollup_spend`)."""
+
+    list_display = ["organization", "day", "timezone", "built_at", "rows"]
+    list_filter = ["organization"]
+    date_hierarchy = "day"

@@ -217,3 +217,72 @@ class ExternalAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider}:{self.external_id}"
+
+
+class DailySpend(models.Model):
+    """The daily spend rollup: ledger figures of one local day (the organization's time zone) per
+    combination of the dimensions breakdowns group by. Rebuilt from the ledger by
+    `analytics.rollup` (the ledger stays the source of truth); conversations and tags are not
+    kept (too many values, or a record counting under several), those answers stay ledger-only."""
+
+    organization = models.ForeignKey("budgets.Organization", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="Local date in the organization's time zone.")
+    team = models.ForeignKey(
+        "budgets.Team",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    user = models.ForeignKey(
+        "budgets.User",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    api_key = models.ForeignKey(
+        "budgets.ApiKey",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+    )
+    model = models.CharField(max_length=200)
+    provider = models.CharField(max_length=100, blank=True)
+    task_type = models.CharField(max_length=50, blank=True)
+    project = models.CharField(max_length=200, blank=True)
+    agent = models.CharField(max_length=200, blank=True)
+    requests = models.PositiveIntegerField(default=0)
+    successes = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost = money_field(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model}: {self.cost}"
+
+
+class DailySpendDay(models.Model):
+    """Marks one local day of one organization as rolled up: selectors read that day from
+    `DailySpend` only when the marker exists and was built in the organization's current time zone."""
+
+    organization = models.ForeignKey("budgets.Organization", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    timezone = models.CharField(max_length=64)
+    built_at = models.DateTimeField()
+    rows = models.PositiveIntegerField(default=0, help_text="DailySpend rows written for the day.")
+
+    class Meta:
+        ordering = ["organization_id", "day"]
+        constraints = [models.UniqueConstraint(fields=["organization", "day"], name="daily_spend_day_once")]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.day} built {self.built_at:%Y-%m-%d %H:%M}"

@@ -1,8 +1,11 @@
 """Spend selectors over the ledger: totals, breakdowns and trend series for any range and scope.
 
-Everything is one aggregate query over `budgets.UsageRecord` (plus one query to name teams, users or
-keys), restricted to what the caller may see (`budgets.selectors.usage_for_principal`). The ledger's
-(organization, occurred_at), (team, occurred_at) and (user, occurred_at) indexes serve the range filter.
+Whole local days already rolled up are read from the daily rollup (`analytics.rollup`,
+`DailySpend`), the rest of the range (partial days at its edges, today, days not rolled up yet) from
+`budgets.UsageRecord`, both restricted to what the caller may see (`budgets.selectors.visible_rows`),
+and the two are added: the answer equals the ledger-only one (`rollup=False`). Breakdowns by
+conversation or tag are ledger-only (the rollup does not keep them). The ledger's (organization,
+occurred_at), (team, occurred_at) and (user, occurred_at) indexes serve the range filter.
 Trend buckets are calendar days, ISO weeks or months in the organization's time zone.
 """
 
@@ -14,10 +17,12 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
 
+from analytics.models import DailySpend
+from analytics.rollup import local_midnight, rolled_up_days
 from budgets.choices import ScopeType, UsageOutcome
 from budgets.models import ApiKey, Team, UsageRecord, User
 from budgets.principals import Principal
-from budgets.selectors import usage_for_principal
+from budgets.selectors import usage_for_principal, visible_rows
 from costswitch.errors import NotFound, ValidationFailed
 from costswitch.money import ZERO, quantize_money
 
@@ -35,6 +40,19 @@ GROUP_FIELDS: dict[str, str] = {
     "task_type": "task_type",
     "tag": "tags",
 }
+# Groupings the rollup can answer (the others are read from the ledger only).
+ROLLUP_GROUPS = {
+    "model",
+    "provider",
+    "organization",
+    "team",
+    "user",
+    "api_key",
+    "project",
+    "agent",
+    "task_type",
+}
+FIGURES = ("requests", "successes", "failures", "input_tokens", "output_tokens", "cost")
 INTERVALS = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
 # A trend series longer than this many buckets is refused: nobody charts 20 years of days.
 MAX_BUCKETS = 1000
@@ -59,6 +77,19 @@ def _aggregates() -> dict:
         "output_tokens": Sum("output_tokens"),
         "cost": Sum("cost"),
     }
+
+
+def _rollup_aggregates() -> dict:
+    return {name: Sum(name) for name in FIGURES}
+
+
+def _add(into: dict, row: dict) -> dict:
+    """Add the figures of `row` (ledger or rollup aggregate) to `into`."""
+    for name in FIGURES:
+        zero = ZERO if name == "cost" else 0
+        value = row.get(name) or zero
+        into[name] = into.get(name, zero) + (value if name == "cost" else int(value))
+    return into
 
 
 def _figures(row: dict) -> dict:
@@ -108,27 +139,88 @@ def usage_in_scope(*, principal: Principal, query: SpendQuery) -> QuerySet[Usage
     return rows
 
 
-def spend_summary(*, principal: Principal, query: SpendQuery) -> dict:
-    """Totals of the range: one aggregate query."""
-    return _figures(usage_in_scope(principal=principal, query=query).aggregate(**_aggregates()))
+@dataclass
+class _Sources:
+    """Where the figures of a query come from: ledger rows, plus rollup rows for whole days."""
+
+    ledger: QuerySet[UsageRecord]
+    rollup: QuerySet[DailySpend] | None
 
 
-def spend_breakdown(*, principal: Principal, query: SpendQuery, group_by: str) -> list[dict]:
+def _sources(*, principal: Principal, query: SpendQuery, rollup: bool) -> _Sources:
+    """Split the range: whole local days the rollup holds are read from it, everything else from
+    the ledger (the same visibility and scope filters on both)."""
+    ledger = usage_in_scope(principal=principal, query=query)
+    if not rollup:
+        return _Sources(ledger=ledger, rollup=None)
+    org = principal.organization
+    tz = org.tzinfo
+    first = query.since.astimezone(tz).date()
+    if local_midnight(first, tz) < query.since:
+        first += timedelta(days=1)
+    last = query.until.astimezone(tz).date() - timedelta(days=1)
+    if first > last:
+        return _Sources(ledger=ledger, rollup=None)
+    days = sorted(rolled_up_days(organization=org, first_day=first, last_day=last))
+    if not days:
+        return _Sources(ledger=ledger, rollup=None)
+    runs: list[tuple[date, date]] = []  # contiguous runs of rolled-up days
+    for day in days:
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    in_rollup = Q()
+    for start, end in runs:
+        in_rollup |= Q(day__range=(start, end))
+    # The ledger answers the gaps between the runs: positive ranges, so each is an index range scan.
+    gaps = Q()
+    cursor = query.since
+    for start, end in runs:
+        run_since, run_until = local_midnight(start, tz), local_midnight(end + timedelta(days=1), tz)
+        if cursor < run_since:
+            gaps |= Q(occurred_at__gte=cursor, occurred_at__lt=run_since)
+        cursor = run_until
+    if cursor < query.until:
+        gaps |= Q(occurred_at__gte=cursor, occurred_at__lt=query.until)
+    rows = visible_rows(principal, DailySpend.objects.all()).filter(in_rollup)
+    if query.scope_type == ScopeType.TEAM:
+        rows = rows.filter(team_id=query.scope_id)
+    elif query.scope_type == ScopeType.USER:
+        rows = rows.filter(user_id=query.scope_id)
+    return _Sources(ledger=ledger.filter(gaps) if gaps else ledger.none(), rollup=rows)
+
+
+def spend_summary(*, principal: Principal, query: SpendQuery, rollup: bool = True) -> dict:
+    """Totals of the range: one aggregate query on the ledger, one on the rollup."""
+    sources = _sources(principal=principal, query=query, rollup=rollup)
+    total = _add({}, sources.ledger.aggregate(**_aggregates()))
+    if sources.rollup is not None:
+        _add(total, sources.rollup.aggregate(**_rollup_aggregates()))
+    return _figures(total)
+
+
+def spend_breakdown(
+    *, principal: Principal, query: SpendQuery, group_by: str, rollup: bool = True
+) -> list[dict]:
     """Figures per value of `group_by` (see GROUP_FIELDS), dearest first. Each row has `key` (the
     raw value: a model id, a team id, a tag) and `label` (a name for ids, else the key)."""
     if group_by not in GROUP_FIELDS:
         raise ValidationFailed(
             f"groupBy must be one of {', '.join(GROUP_FIELDS)}.", details={"group_by": ["Unknown grouping."]}
         )
-    rows = usage_in_scope(principal=principal, query=query)
+    sources = _sources(principal=principal, query=query, rollup=rollup and group_by in ROLLUP_GROUPS)
     if group_by == "tag":
-        grouped = _by_tag(rows)
+        grouped = _by_tag(sources.ledger)
     else:
         column = GROUP_FIELDS[group_by]
-        grouped = [
-            {"key": row.pop(column), **row}
-            for row in rows.order_by().values(column).annotate(**_aggregates())
-        ]
+        merged: dict = {}
+        for row in sources.ledger.order_by().values(column).annotate(**_aggregates()):
+            _add(merged.setdefault(row[column], {}), row)
+        if sources.rollup is not None:
+            for row in sources.rollup.order_by().values(column).annotate(**_rollup_aggregates()):
+                _add(merged.setdefault(row[column], {}), row)
+        grouped = [{"key": key, **figures} for key, figures in merged.items()]
     labels = _labels(group_by, [row["key"] for row in grouped], principal)
     result = [
         {"key": row["key"], "label": labels.get(row["key"], row["key"]), **_figures(row)} for row in grouped
@@ -206,7 +298,15 @@ def bucket_starts(since: datetime, until: datetime, interval: str, tz) -> list[d
     return starts
 
 
-def spend_trend(*, principal: Principal, query: SpendQuery, interval: str) -> list[dict]:
+def _bucket_of(day: date, interval: str) -> date:
+    if interval == "week":
+        return day - timedelta(days=day.weekday())
+    if interval == "month":
+        return day.replace(day=1)
+    return day
+
+
+def spend_trend(*, principal: Principal, query: SpendQuery, interval: str, rollup: bool = True) -> list[dict]:
     """One row per day, week or month of the range (empty buckets included, with zeros), bucketed
     in the organization's time zone."""
     if interval not in INTERVALS:
@@ -215,14 +315,19 @@ def spend_trend(*, principal: Principal, query: SpendQuery, interval: str) -> li
         )
     tz = principal.organization.tzinfo
     starts = bucket_starts(query.since, query.until, interval, tz)
+    sources = _sources(principal=principal, query=query, rollup=rollup)
+    by_start: dict[date, dict] = {}
     rows = (
-        usage_in_scope(principal=principal, query=query)
-        .order_by()
+        sources.ledger.order_by()
         .annotate(bucket=INTERVALS[interval]("occurred_at", tzinfo=tz))
         .values("bucket")
         .annotate(**_aggregates())
     )
-    by_start = {row["bucket"].astimezone(tz).date(): row for row in rows}
+    for row in rows:
+        _add(by_start.setdefault(row["bucket"].astimezone(tz).date(), {}), row)
+    if sources.rollup is not None:
+        for row in sources.rollup.order_by().values("day").annotate(**_rollup_aggregates()):
+            _add(by_start.setdefault(_bucket_of(row["day"], interval), {}), row)
     return [
         {
             "period_start": start,

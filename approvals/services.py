@@ -384,6 +384,7 @@ def _create(
     emergency: bool,
     request_id: str,
     now: datetime,
+    estimated_cost: Decimal | None = None,
 ) -> OverrideRequest:
     override = OverrideRequest.objects.create(
         organization=principal.organization,
@@ -394,6 +395,7 @@ def _create(
         approved_models=list(ask.models),
         cost_ceiling=ask.cost_ceiling,
         extra_amount=ask.extra_amount,
+        estimated_cost=estimated_cost,
         reason=ask.reason,
         duration_minutes=ask.duration_minutes,
         emergency=emergency,
@@ -414,15 +416,23 @@ def override_request(
     ask: OverrideAsk,
     request_id: str = "",
     now: datetime | None = None,
+    estimated_cost: Decimal | None = None,
 ) -> OverrideRequest:
     """Ask for an override on a budget the caller spends from or can see; it waits for approvers,
-    who are notified. Lapses (expires) if nobody decides within COSTSWITCH_OVERRIDE_PENDING_MINUTES."""
+    who are notified. Lapses (expires) if nobody decides within COSTSWITCH_OVERRIDE_PENDING_MINUTES.
+    `estimated_cost`: what the refused request that asked for it would have cost, for approvers."""
     now = now or timezone.now()
     ask = _validate(ask, emergency=False)
     budget = _budget_for_request(principal, budget_id, team=principal.team, user=principal.user)
     with transaction.atomic():
         override = _create(
-            principal=principal, budget=budget, ask=ask, emergency=False, request_id=request_id, now=now
+            principal=principal,
+            budget=budget,
+            ask=ask,
+            emergency=False,
+            request_id=request_id,
+            now=now,
+            estimated_cost=estimated_cost,
         )
         _notify(
             "override_requested",
@@ -702,12 +712,14 @@ def override_offer(
     request_id: str,
     essential: bool,
     now: datetime | None = None,
+    estimated_cost: Decimal | None = None,
 ) -> dict:
     """What a refused admission tells its caller about overrides: where to ask, and, when the select
     request asked for one (`requestOverride`), the id of the pending request made for the budget
     that refused it, asking for what would have let the request through (the premium models it
     needed, or enough money to bring the budget under its blocking threshold). A refused retry
-    finds the same pending request rather than making another."""
+    finds the same pending request rather than making another. `estimated_cost` (what the refused
+    request would have cost) is kept on the request for approvers."""
     if code not in OVERRIDABLE:
         return {}
     offer: dict[str, Any] = {"override_url": OVERRIDES_URL}
@@ -740,7 +752,12 @@ def override_offer(
     if existing is None:
         try:
             existing = override_request(
-                principal=principal, budget_id=budget.pk, ask=wanted, request_id=request_id, now=now
+                principal=principal,
+                budget_id=budget.pk,
+                ask=wanted,
+                request_id=request_id,
+                now=now,
+                estimated_cost=estimated_cost,
             )
         except DomainError as error:  # the refusal stands; say why no request was made
             offer["override_error"] = error.message

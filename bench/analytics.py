@@ -4,7 +4,10 @@ Generates `--analytics-records` usage records (default 1,000,000) for one organi
 12 models over 4 providers and 90 days, with one `INSERT ... SELECT generate_series` (seconds, not
 the ORM row by row); a run finding the organization already filled reuses it. Then times, through
 the selectors the API calls, p50/p99 of: the org-wide summary of the last 30 days, the same for one
-team (a team lead's view), the breakdown by model, and the daily trend of 90 days.
+team (a team lead's view), the breakdown by model, and the daily trend of 90 days. The daily rollup
+(analytics/rollup.py) is built once after generation (timed); every query is timed with it (whole
+days from the rollup, edges and today from the ledger) and ledger-only (`rollup=False`, the figures
+before the rollup existed), and both answers are checked equal.
 
 Django is imported inside the functions: the driver imports this module before django.setup().
 """
@@ -113,10 +116,17 @@ def run(args) -> dict:
     from django.db import connections
     from django.utils import timezone
 
+    from analytics.rollup import daily_spend_build
     from analytics.spend import SpendQuery, spend_breakdown, spend_summary, spend_trend
     from budgets.principals import Principal, principal_for_user
 
     organization, teams, generated = _fill(args.analytics_records)
+    started = time.monotonic()
+    today = timezone.now().astimezone(organization.tzinfo).date()
+    built = daily_spend_build(
+        organization=organization, first_day=today - timedelta(days=DAYS + 1), last_day=today
+    )
+    rollup_build = {"seconds": round(time.monotonic() - started, 2), "days": built.days, "rows": built.rows}
     finance = Principal(organization=organization, org_wide=True)
     lead = principal_for_user(_lead(organization, teams[0]))
     now = timezone.now()
@@ -125,14 +135,18 @@ def run(args) -> dict:
     team_month = SpendQuery(since=month.since, until=now, scope_type="team", scope_id=teams[0].pk)
     repeats = args.analytics_repeats
     queries = {
-        "summary_30d": lambda: spend_summary(principal=finance, query=month),
-        "summary_90d": lambda: spend_summary(principal=finance, query=quarter),
-        "summary_team_30d": lambda: spend_summary(principal=lead, query=team_month),
-        "by_model_30d": lambda: spend_breakdown(principal=finance, query=month, group_by="model"),
-        "trend_daily_90d": lambda: spend_trend(principal=finance, query=quarter, interval="day"),
-        "trend_weekly_90d": lambda: spend_trend(principal=finance, query=quarter, interval="week"),
+        "summary_30d": lambda r: spend_summary(principal=finance, query=month, rollup=r),
+        "summary_90d": lambda r: spend_summary(principal=finance, query=quarter, rollup=r),
+        "summary_team_30d": lambda r: spend_summary(principal=lead, query=team_month, rollup=r),
+        "by_model_30d": lambda r: spend_breakdown(principal=finance, query=month, group_by="model", rollup=r),
+        "trend_daily_90d": lambda r: spend_trend(principal=finance, query=quarter, interval="day", rollup=r),
+        "trend_weekly_90d": lambda r: spend_trend(
+            principal=finance, query=quarter, interval="week", rollup=r
+        ),
     }
-    timings = {name: _time(call, repeats) for name, call in queries.items()}
+    timings = {name: _time(lambda c=call: c(True), repeats) for name, call in queries.items()}
+    ledger_only = {name: _time(lambda c=call: c(False), repeats) for name, call in queries.items()}
+    equal = all(call(True) == call(False) for call in queries.values())
     check = spend_summary(
         principal=finance, query=SpendQuery(since=now - timedelta(days=DAYS + 1), until=now)
     )
@@ -141,9 +155,12 @@ def run(args) -> dict:
         "description": "cost-analysis selectors (one aggregate query each) over one organization's ledger",
         "config": {"records": args.analytics_records, "teams": TEAMS, "days": DAYS, "repeats": repeats},
         "generation": generated,
+        "rollup_build": rollup_build,
         "records_in_range": check["requests"],
         "queries_ms": timings,
-        "ok": check["requests"] == args.analytics_records,
+        "ledger_only_queries_ms": ledger_only,
+        "rollup_equals_ledger": equal,
+        "ok": check["requests"] == args.analytics_records and equal,
     }
 
 
@@ -152,10 +169,14 @@ def render(result: dict) -> str:
     rows = [
         (name, t["samples"], t["p50"], t["p90"], t["p99"], t["max"])
         for name, t in result["queries_ms"].items()
+    ] + [
+        (f"{name} (ledger only)", t["samples"], t["p50"], t["p90"], t["p99"], t["max"])
+        for name, t in result["ledger_only_queries_ms"].items()
     ]
     return (
         f"analytics: {result['config']['records']:,} usage records "
         f"(generated {generation['generated']:,} in {generation['seconds']} s, "
-        f"reused {generation['reused']:,})\n"
+        f"reused {generation['reused']:,}; rollup built in {result['rollup_build']['seconds']} s, "
+        f"{result['rollup_build']['rows']:,} rows)\n"
         + format_table(["query", "n", "p50 ms", "p90 ms", "p99 ms", "max ms"], rows)
     )

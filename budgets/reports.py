@@ -179,6 +179,89 @@ def budget_usage(principal: Principal, budget: Budget) -> QuerySet[UsageRecord]:
     )
 
 
+# The outcome filter's value for records whose caller reported no outcome.
+NO_OUTCOME = "none"
+
+
+@dataclass(frozen=True)
+class UsageFilters:
+    """What the budget page's usage table is narrowed to; None (or "") means any. `since` and
+    `until` are days in the organization's time zone, both included."""
+
+    model: str = ""
+    team_id: int | None = None
+    user_id: int | None = None
+    since: date | None = None
+    until: date | None = None
+    task_type: str = ""
+    outcome: str = ""
+
+
+def _day_start(day: date, tz) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=tz)
+
+
+def budget_usage_filtered(
+    principal: Principal, budget: Budget, filters: UsageFilters
+) -> QuerySet[UsageRecord]:
+    """`budget_usage` narrowed by the filters of the budget page."""
+    usage = budget_usage(principal, budget)
+    tz = budget.organization.tzinfo
+    if filters.model:
+        usage = usage.filter(model=filters.model)
+    if filters.team_id is not None:
+        usage = usage.filter(team_id=filters.team_id)
+    if filters.user_id is not None:
+        usage = usage.filter(user_id=filters.user_id)
+    if filters.since is not None:
+        usage = usage.filter(occurred_at__gte=_day_start(filters.since, tz))
+    if filters.until is not None:
+        usage = usage.filter(occurred_at__lt=_day_start(filters.until + timedelta(days=1), tz))
+    if filters.task_type:
+        usage = usage.filter(task_type=filters.task_type)
+    if filters.outcome:
+        usage = usage.filter(outcome="" if filters.outcome == NO_OUTCOME else filters.outcome)
+    return usage
+
+
+@dataclass(frozen=True)
+class UsageFilterChoices:
+    """The values the budget's visible usage holds, offered by the filter form."""
+
+    models: list[str]
+    teams: list[tuple[int, str]]
+    users: list[tuple[int, str]]
+    task_types: list[str]
+
+
+def usage_filter_choices(principal: Principal, budget: Budget) -> UsageFilterChoices:
+    """Distinct models, teams, people and task types of the budget's usage the principal may see
+    (four small queries), so the form offers only what can match."""
+    usage = usage_for_principal(principal).filter(charges__period__budget=budget)
+
+    def distinct(column: str) -> list:
+        return list(usage.exclude(**{column: ""}).order_by(column).values_list(column, flat=True).distinct())
+
+    teams = (
+        usage.filter(team__isnull=False)
+        .order_by("team__name")
+        .values_list("team_id", "team__name")
+        .distinct()
+    )
+    users = (
+        usage.filter(user__isnull=False)
+        .order_by("user__username")
+        .values_list("user_id", "user__username")
+        .distinct()
+    )
+    return UsageFilterChoices(
+        models=distinct("model"),
+        teams=list(dict.fromkeys(teams)),
+        users=list(dict.fromkeys(users)),
+        task_types=distinct("task_type"),
+    )
+
+
 @dataclass(frozen=True)
 class ScopeChoice:
     value: str  # "team:3"

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from budgets import reports
-from budgets.choices import DEFAULT_THRESHOLDS, CarryOver, PeriodKind, ThresholdAction
+from budgets.choices import DEFAULT_THRESHOLDS, CarryOver, PeriodKind, ThresholdAction, UsageOutcome
 from budgets.models import Budget
 from budgets.principals import Principal, principal_for_user
 from budgets.selectors import budget_get, budget_status
@@ -182,6 +182,54 @@ class BudgetCreateForm(BudgetEditForm):
         self.fields["scope"].choices = [(s.value, s.label) for s in scopes]
 
 
+class UsageFilterForm(forms.Form):
+    """The budget page's usage filters, read from the query string (a GET form: it works without
+    JavaScript, and HTMX sends the same fields). Choices come from the budget's visible usage."""
+
+    model = forms.ChoiceField(required=False, label="Model")
+    team = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Team")
+    user = forms.TypedChoiceField(required=False, coerce=int, empty_value=None, label="Person")
+    since = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    until = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    task_type = forms.ChoiceField(required=False, label="Task type")
+    outcome = forms.ChoiceField(
+        required=False,
+        label="Outcome",
+        choices=[("", "Any"), *UsageOutcome.choices, (reports.NO_OUTCOME, "Not reported")],
+    )
+
+    def __init__(self, *args, choices: reports.UsageFilterChoices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = [("", "Any"), *((m, m) for m in choices.models)]
+        self.fields["team"].choices = [("", "Any"), *choices.teams]
+        self.fields["user"].choices = [("", "Any"), *choices.users]
+        self.fields["task_type"].choices = [("", "Any"), *((t, t) for t in choices.task_types)]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            self.add_error("until", "The end day must not be before the start day.")
+        return data
+
+    def filters(self) -> reports.UsageFilters:
+        """The valid fields as filters; a field with an error filters nothing (Django leaves it out
+        of cleaned_data)."""
+        data = self.cleaned_data
+        return reports.UsageFilters(
+            model=data.get("model") or "",
+            team_id=data.get("team"),
+            user_id=data.get("user"),
+            since=data.get("since"),
+            until=data.get("until"),
+            task_type=data.get("task_type") or "",
+            outcome=data.get("outcome") or "",
+        )
+
+
 # Which form field a service refusal is about.
 _ERROR_FIELDS = {
     "end_date_required": "ends_at",
@@ -240,14 +288,23 @@ def budget_detail(request: HttpRequest, budget_id: int) -> HttpResponse:
 
 
 def _usage_context(request: HttpRequest, budget: Budget) -> dict:
-    usage = reports.budget_usage(request.principal, budget)
-    model = request.GET.get("model", "").strip()
-    if model:
-        usage = usage.filter(model=model)
+    """The filtered, paginated usage table; the query string (without the page) carries the filters
+    into the pagination links."""
+    principal = request.principal
+    form = UsageFilterForm(
+        request.GET, auto_id="usage-%s", choices=reports.usage_filter_choices(principal, budget)
+    )
+    form.is_valid()
+    usage = reports.budget_usage_filtered(principal, budget, form.filters())
     paginator = Paginator(usage, USAGE_PAGE_SIZE)
+    query = request.GET.copy()
+    query.pop("page", None)
+    filtered = any(value for key, value in query.items() if key in form.fields)
     return {
         "usage_page": paginator.get_page(request.GET.get("page")),
-        "model_filter": model,
+        "usage_form": form,
+        "usage_query": query.urlencode(),
+        "usage_filtered": filtered,
         "budget": budget,
     }
 

@@ -168,6 +168,14 @@ CELERY_BEAT_SCHEDULE = {
     "sync-prices": {"task": "models_registry.tasks.sync_prices", "schedule": 3600.0},
     "requeue-stuck-webhooks": {"task": "costswitch.tasks.requeue_stuck_webhooks", "schedule": 300.0},
     "reconcile-ledger": {"task": "analytics.tasks.reconcile_ledger", "schedule": 3600.0},
+    # Daily spend rollup (analytics/rollup.py): the last 2 ended days every 10 minutes, the last 35
+    # daily (late settles and back-dated reconciliation adjustments). Today is read from the ledger.
+    "rollup-spend-recent": {"task": "analytics.tasks.rollup_spend", "schedule": 600.0, "kwargs": {"days": 2}},
+    "rollup-spend-deep": {
+        "task": "analytics.tasks.rollup_spend",
+        "schedule": 86400.0,
+        "kwargs": {"days": 35},
+    },
 }
 
 # tiktoken's encoding files ship with the code (see models_registry/encodings/README.md).

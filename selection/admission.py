@@ -132,6 +132,8 @@ class _Context:
     user: Any = None
     input_tokens: int = 0
     output: OutputEstimate | None = None
+    registry: Any = None
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 def admit(
@@ -160,15 +162,17 @@ def admit(
         if record and ctx.analysis is not None:
             decision = _record(ctx, refusal=error)
             error.details = {**error.details, "decision_id": decision.pk}
+        ask = request.request_override if reserve and record else None
         error.details = {
             **error.details,
             **override_offer(
                 principal=principal,
                 code=error.code,
                 details=error.details,
-                ask=request.request_override if reserve and record else None,
+                ask=ask,
                 request_id=request.request_id,
                 essential=request.priority in ESSENTIAL_PRIORITIES,
+                estimated_cost=_refused_cost(ctx, error) if ask is not None else None,
             ),
         }
         raise
@@ -200,6 +204,7 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet |
         chat.messages, tokenizers=registry.tokenizers | {"o200k_base"}, tools=chat.tools
     )
     ctx.input_tokens = counts["o200k_base"]
+    ctx.registry, ctx.counts = registry, counts
     ctx.output = expected_output(principal, analysis.task_type, chat.max_tokens)
     chain = chain_status(principal=principal, team=ctx.team, user=ctx.user)
 
@@ -655,6 +660,28 @@ def _fallback_chain(chosen: Candidate, ranking: Ranking, *, enabled: bool) -> li
     return chain
 
 
+def _refused_cost(ctx: _Context, error: DomainError) -> Decimal | None:
+    """What a refused request would have cost, for the approvers of the override it asks for: the
+    cheapest premium model it needed (approval_required), else the model it named (or the default
+    model for "auto") priced for its tokens. None when the refusal came before the tokens were counted."""
+    if ctx.registry is None or ctx.output is None:
+        return None
+    models = ctx.registry.models
+    if error.code == "approval_required":
+        wanted = [
+            r["model"] for r in error.details.get("rejections", []) if r.get("code") == "requires_approval"
+        ]
+    else:
+        named = ctx.request.chat.model
+        wanted = [named if named and named != AUTO else settings.COSTSWITCH_DEFAULT_MODEL]
+    costs = [
+        _priced(models[m], ctx.counts[models[m].tokenizer], ctx.output).cost
+        for m in wanted
+        if m in models and models[m].tokenizer in ctx.counts
+    ]
+    return min(costs) if costs else None
+
+
 def _rejection_detail(rejection: Rejection) -> dict:
     return {"model": rejection.model, "code": rejection.code, "reason": rejection.reason}
 
@@ -717,6 +744,8 @@ def candidate_summary(scored: Scored) -> dict:
         "input_tokens": candidate.input_tokens,
         "output_tokens": candidate.output_tokens,
         "quality": scored.quality,
+        # Configured quality moved by reported outcomes: what the requirement was judged on.
+        "effective_quality": scored.effective_quality,
         "meets_requirement": scored.meets_requirement,
         "tier": _tier(candidate),
         "components": {name: round(value, 4) for name, value in scored.components.items()},

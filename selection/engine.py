@@ -7,6 +7,14 @@ scale), quality for the task type, task fit (how specialised the model is for th
 `1 - w_cost`; `w_cost` grows with the strategy's thrift and the budget factor (how used the tightest
 budget is). Because only the cost weight moves with budget usage, and a higher cost weight can only
 move the argmax to a model that is no dearer, raising usage never makes the choice dearer.
+
+The quality requirement is checked against a model's EFFECTIVE quality for the task type: its
+configured score moved by what reported outcomes say (`effective_quality`). The configured score is
+the prior; the history score (selection.selectors.history_score: success rate and ratings for model x
+task type, already shrunk towards the neutral 0.5 while samples are few) is the evidence. A model that
+keeps failing a task type drifts below requirements it nominally meets, one that keeps succeeding
+starts to meet them, and with no history nothing changes. History does not depend on budget usage,
+so the monotonicity argument above still holds for any fixed history.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +36,11 @@ MAX_BUDGET_SHIFT = 0.8
 COST_SCORE_MIDPOINT = 3.0
 NEUTRAL_HISTORY = 0.5
 QUALITY_FLOOR = 40
+# Quality points per unit of history away from neutral: a history score of 0 (every outcome a
+# failure, with many samples) takes HISTORY_QUALITY_SPAN / 2 points off, 1 adds as many. 20 points
+# is about the gap between a frontier model and a small one in the catalog, so sustained evidence can
+# move a model one tier, never more.
+HISTORY_QUALITY_SPAN = 20
 
 
 @dataclass(frozen=True)
@@ -80,10 +93,11 @@ class Rejection:
 @dataclass(slots=True)  # not frozen: made per model per request, and frozen costs 3x
 class Scored:
     candidate: Candidate
-    quality: int
+    quality: int  # configured, for the task type
     components: dict[str, float]
     score: float
-    meets_requirement: bool
+    meets_requirement: bool  # judged on effective_quality
+    effective_quality: int = 0  # configured quality moved by reported outcomes (effective_quality())
 
     @property
     def id(self) -> str:
@@ -149,6 +163,17 @@ def task_fit(quality: int, mean_quality: float) -> float:
     """How much better the model is at this task than at its average task (a coding model fits
     code): 0.5 for a generalist, up to 1 for a specialist."""
     return min(max(0.5 + (quality - mean_quality) / 40, 0.0), 1.0)
+
+
+def effective_quality(quality: int, history: float | None) -> int:
+    """The configured quality for the task type moved by reported outcomes: configured +
+    HISTORY_QUALITY_SPAN x (history - 0.5), rounded. The history score is already shrunk towards 0.5
+    by sample count (a few outcomes barely move it) and lies in 0..1, so the shift is bounded by
+    +-HISTORY_QUALITY_SPAN / 2 points; neutral or absent history leaves the configured score."""
+    if history is None:
+        return quality
+    bounded = min(max(history, 0.0), 1.0)
+    return quality + round(HISTORY_QUALITY_SPAN * (bounded - NEUTRAL_HISTORY))
 
 
 def tier_of(candidate: Candidate, *, premium_line: PriceLine, simple_line: PriceLine) -> str:
@@ -221,8 +246,9 @@ def rank(
 ) -> Ranking:
     """Filter, score and order the candidates; `chosen` is the first of `ranked`.
 
-    The quality requirement selects the models that may be chosen; if none meets it, the best
-    quality eligible model is chosen (and the ranking says the requirement was not met)."""
+    The quality requirement selects the models that may be chosen, judged on effective quality
+    (configured, moved by `history`); if none meets it, the best effective quality eligible model is
+    chosen (and the ranking says the requirement was not met)."""
     history = history or {}
     rejections: list[Rejection] = []
     eligible: list[Candidate] = []
@@ -233,7 +259,10 @@ def rank(
         else:
             rejections.append(rejection)
     if requirement == QualityLevel.MAX:
-        requirement = max((c.model.quality_for(task_type) for c in eligible), default=100)
+        requirement = max(
+            (effective_quality(c.model.quality_for(task_type), history.get(c.id)) for c in eligible),
+            default=100,
+        )
     weights = weights_for(strategy, budget_factor)
     scored = [_score(c, task_type, requirement, weights, request_tokens, history) for c in eligible]
     qualifying = [s for s in scored if s.meets_requirement]
@@ -264,11 +293,14 @@ def _score(
 ) -> Scored:
     model = candidate.model
     quality = model.quality_for(task_type)
+    observed = history.get(model.id)
+    effective = effective_quality(quality, observed)
+    # The quality component stays on the configured score: history already has its own weight.
     components = {
         "cost": cost_score(candidate.cost, request_tokens),
         "quality": quality_score(quality),
         "task_fit": task_fit(quality, model.mean_quality),
-        "history": history.get(model.id, NEUTRAL_HISTORY),
+        "history": NEUTRAL_HISTORY if observed is None else observed,
     }
     score = (
         weights["cost"] * components["cost"]
@@ -281,19 +313,20 @@ def _score(
         quality=quality,
         components=components,
         score=score,
-        meets_requirement=quality >= requirement,
+        meets_requirement=effective >= requirement,
+        effective_quality=effective,
     )
 
 
 def _strategy_order(strategy: str):
     if strategy == Strategy.COST_OPTIMIZED:
-        return lambda s: (s.cost, -s.quality, -s.score, s.id)
+        return lambda s: (s.cost, -s.effective_quality, -s.score, s.id)
     # Ties in score go to the cheaper model, so a higher cost weight never picks a dearer one.
     return lambda s: (-s.score, s.cost, s.id)
 
 
 def _best_quality_order(s: Scored):
-    return (-s.quality, s.cost, s.id)
+    return (-s.effective_quality, s.cost, s.id)
 
 
 def _money_text(amount: Decimal) -> str:

@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
+from selection.engine import HISTORY_QUALITY_SPAN
+
 ROUTERS = ("product", "length", "random", "oracle")
 
 
@@ -193,7 +195,8 @@ def docs_page(results: Sequence[dict], image: Path) -> str:
         "prompts "
         "and measured on the other (2-fold cross-fit, 20 seeds). Online: prompts in random order, only the\n"
         "chosen model's outcome reported back (success/failure, or a 1-5 rating from the judge score) and\n"
-        "scored by `selection.selectors.history_score`, measured after a 20% warm-up, 20 seeds.\n\n"
+        "scored by `selection.selectors.history_score`, which moves each model's effective quality for\n"
+        "the requirement check per task type; measured after a 20% warm-up, 20 seeds.\n\n"
         f"![PGR curves]({image.as_posix()})\n\n" + table(results) + _findings(results)
     )
 
@@ -210,10 +213,23 @@ def _findings(results: Sequence[dict]) -> str:
         changed = sum(o["decisions_changed_by_history"] for o in online)
         total = sum(o["decisions"] for o in online)
         lines.append(
-            f"- Online learning changed {changed} of {total} decisions: the history score only reorders "
-            "models that already meet the quality requirement, and with a 100x price gap the cost and "
-            "quality components always outweigh it, so outcomes reported through `POST /api/v1/usage` "
-            "cannot move a strong/weak choice today."
+            f"- Online learning changed {changed} of {total} decisions. Reported outcomes move a model's "
+            "effective quality for the requirement check (configured score + "
+            f"{HISTORY_QUALITY_SPAN} x (history score - 0.5), "
+            "the history score shrunk towards 0.5 by sample count; selection/engine.py "
+            "`effective_quality`), so a cheap model that keeps succeeding on a task type starts to meet "
+            "requirements there and one that keeps failing stops. APGR after the warm-up, with history "
+            "against the same settings without it: "
+            + "; ".join(
+                f"{r['benchmark']} {r['online']['apgr']['mean']:.3f} vs "
+                f"{r['online']['apgr_without_history']['mean']:.3f}"
+                for r in results
+                if r.get("online") and r["online"].get("apgr_without_history")
+            )
+            + ". With only the chosen model's outcome reported, a task type learns only about the model "
+            "it routes to, and the weak model is mostly tried on the prompts judged easy, so its observed "
+            "success rate is flattering; the shift is per task type, not per prompt, so it rebalances "
+            "thresholds between detected task types rather than telling hard prompts from easy ones."
         )
     lines.append(
         "- The complexity score reads the shape of a prompt (length, requirements, demanding terms), "

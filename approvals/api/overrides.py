@@ -82,6 +82,19 @@ class OverrideOutputSerializer(serializers.ModelSerializer):
     decided_by = serializers.CharField(source="decided_by.username", default=None)
     reviewed_by = serializers.CharField(source="reviewed_by.username", default=None)
     extended_period_id = serializers.IntegerField()
+    estimated_cost = MoneyField(
+        source="cost_estimate",
+        read_only=True,
+        allow_null=True,
+        help_text="What the refused request would have cost; for an override asked by hand, the "
+        "ceiling or amount it asks for (null for models asked by hand).",
+    )
+    estimated_cost_basis = serializers.ChoiceField(
+        source="cost_estimate_basis",
+        read_only=True,
+        choices=["refused_request", "asked_ceiling", "asked_amount", ""],
+        help_text="Where estimatedCost comes from (empty when it is null).",
+    )
 
     class Meta:
         model = OverrideRequest
@@ -93,6 +106,8 @@ class OverrideOutputSerializer(serializers.ModelSerializer):
             "models",
             "cost_ceiling",
             "extra_amount",
+            "estimated_cost",
+            "estimated_cost_basis",
             "currency",
             "reason",
             "duration_minutes",

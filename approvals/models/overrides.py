@@ -4,6 +4,8 @@ The workflow (who may approve, the state machine, what an approval changes) live
 `approvals.services`; these models hold the fields, constraints and the choices.
 """
 
+from decimal import Decimal
+
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -97,6 +99,11 @@ class OverrideRequest(models.Model):
     )
     cost_ceiling = money_field(null=True, blank=True, help_text="The per-request ceiling asked for.")
     extra_amount = money_field(null=True, blank=True, help_text="Extra money for the budget's period.")
+    estimated_cost = money_field(
+        null=True,
+        blank=True,
+        help_text="What the refused request would have cost (when a refusal asked for it).",
+    )
     reason = models.TextField()
     duration_minutes = models.PositiveIntegerField(help_text="How long the override lasts once approved.")
     state = models.CharField(max_length=20, choices=OverrideState.choices, default=OverrideState.PENDING)
@@ -162,6 +169,23 @@ class OverrideRequest(models.Model):
 
     def __str__(self) -> str:
         return f"override {self.pk} ({self.get_kind_display()}, {self.state})"
+
+    @property
+    def cost_estimate(self) -> Decimal | None:
+        """What approvers weigh: the refused request's estimated cost, or for an override asked by
+        hand the per-request ceiling or extra amount it asks for (None for models asked by hand)."""
+        if self.estimated_cost is not None:
+            return self.estimated_cost
+        return self.cost_ceiling if self.cost_ceiling is not None else self.extra_amount
+
+    @property
+    def cost_estimate_basis(self) -> str:
+        """Where `cost_estimate` comes from: refused_request, asked_ceiling, asked_amount or ""."""
+        if self.estimated_cost is not None:
+            return "refused_request"
+        if self.cost_ceiling is not None:
+            return "asked_ceiling"
+        return "asked_amount" if self.extra_amount is not None else ""
 
 
 class OverrideApproval(models.Model):

@@ -331,8 +331,14 @@ def _alternative(chosen: dict, other: dict, reason: str, code: str) -> dict:
 def _why_not(decision: Decision, chosen: dict, other: dict) -> str:
     extra = Decimal(other["estimated_cost"]) - Decimal(chosen["estimated_cost"])
     if not other["meets_requirement"]:
+        effective = other.get("effective_quality", other["quality"])
+        learned = (
+            f" ({other['quality']} configured, after reported outcomes)"
+            if effective != other["quality"]
+            else ""
+        )
         return (
-            f"Scores {other['quality']} on {decision.task_type}, below the requirement of "
+            f"Scores {effective}{learned} on {decision.task_type}, below the requirement of "
             f"{decision.quality_requirement}."
         )
     if extra > 0 and decision.strategy == Strategy.COST_OPTIMIZED:

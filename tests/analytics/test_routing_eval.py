@@ -9,7 +9,8 @@ from django.core.management import CommandError, call_command
 
 from analytics.routing import replay
 from analytics.routing.data import DEFAULT_DATA_DIR, RoutingDataMissing, load, missing_message
-from analytics.routing.evaluate import _History, evaluate
+from analytics.routing.evaluate import _History, evaluate, online_replay
+from analytics.routing.metrics import Outcomes
 
 needs_data = pytest.mark.skipif(
     not (DEFAULT_DATA_DIR / "routellm-repo").is_dir(), reason=missing_message(DEFAULT_DATA_DIR)
@@ -89,3 +90,27 @@ def test_the_command_writes_json_table_plot_and_docs(tmp_path, capsys):
     page = docs.read_text()
     assert "![PGR curves](../bench/routing/results.png)" in page
     assert "| mt-bench | oracle |" in page
+
+
+def test_online_replay_stops_routing_to_a_weak_model_that_keeps_failing():
+    """Synthetic outcomes: the weak model fails every prompt, the strong one answers all. At the
+    lowest setting where the weak model meets the requirement, its reported failures lower its
+    effective quality until the strong model takes over, so history changes decisions."""
+    prepared = replay.prepare(["What is 2 + 2?"] * 80)
+    quality = replay.configured_quality()
+    setting = next(
+        s for s in replay.offsets(quality) if replay.decide(prepared[0], replay.pair(s, quality)) == "weak"
+    )
+    offline = np.array([[False] * len(prepared)])
+    outcomes = Outcomes(
+        strong=np.ones(len(prepared)),
+        weak=np.zeros(len(prepared)),
+        strong_cost=np.full(len(prepared), 1.0),
+        weak_cost=np.full(len(prepared), 0.01),
+    )
+    offline[0] = [replay.decide(item, replay.pair(setting, quality)) == "strong" for item in prepared]
+    assert not offline.any()
+    online = online_replay(prepared, outcomes, [setting], quality, offline=offline, seeds=1)
+    assert 0 < online["decisions_changed_by_history"] < len(prepared)
+    # After the warm-up, the history has moved the prompts to the strong model.
+    assert online["curve"][0]["strong_share"]["mean"] == 1.0

@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from selection.choices import THRIFTIER, Strategy
-from selection.engine import Candidate, Constraints, PriceLine, hard_filter, rank
+from selection.engine import HISTORY_QUALITY_SPAN, Candidate, Constraints, PriceLine, hard_filter, rank
 from selection.snapshot import ModelSnapshot
 
 TASK = "chat"
@@ -116,10 +116,12 @@ def test_cost_optimized_never_picks_a_dearer_model_than_one_meeting_the_same_req
 ):
     ranking = _rank(candidates, constraints, Strategy.COST_OPTIMIZED, requirement, factor, history)
     assume(ranking.chosen is not None and ranking.requirement_met)
+    # The requirement is judged on effective quality (configured, moved by the history): with
+    # history present a model's configured score alone no longer says whether it qualifies.
     for scored in ranking.ranked:
-        if scored.quality >= ranking.requirement:
+        if scored.effective_quality >= ranking.requirement:
             assert ranking.chosen.cost <= scored.cost
-    assert ranking.chosen.quality >= ranking.requirement
+    assert ranking.chosen.effective_quality >= ranking.requirement
 
 
 @st.composite
@@ -156,3 +158,22 @@ def test_raising_budget_usage_never_makes_the_choice_dearer(
     after = _rank(candidates, later_constraints, later_strategy, requirement, high_factor, history)
     if before.chosen is not None and after.chosen is not None:
         assert after.chosen.cost <= before.chosen.cost
+
+
+@settings(max_examples=150, deadline=None)
+@given(candidate_sets(), constraint_sets(), strategies, requirements, st.floats(0, 1), histories)
+def test_history_moves_effective_quality_by_at_most_half_the_span_and_not_at_all_without_it(
+    candidates, constraints, strategy, requirement, factor, history
+):
+    with_history = _rank(candidates, constraints, strategy, requirement, factor, history)
+    for scored in with_history.ranked:
+        shift = scored.effective_quality - scored.quality
+        assert abs(shift) <= HISTORY_QUALITY_SPAN / 2
+        if scored.id not in history:
+            assert shift == 0
+        else:
+            # Better outcomes never lower it, worse never raise it.
+            assert (shift >= 0) == (history[scored.id] >= 0.5) or shift == 0
+    if requirement != "max":
+        without = _rank(candidates, constraints, strategy, requirement, factor, {})
+        assert all(s.effective_quality == s.quality for s in without.ranked)
