@@ -2,21 +2,13 @@
 
 import logging
 
-from celery import shared_task
-from django.db import OperationalError
-
 from approvals.services import overrides_expire
+from costswitch.jobs import job_task
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
-)
+@job_task
 def expire_overrides() -> int:
     """Expire overrides past their end and requests nobody decided in time (beat: every minute).
 

@@ -10,6 +10,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from approvals.notifications import delivery_attempt, notifications_retry_stalled
+from costswitch.jobs import job_task
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +29,7 @@ def deliver_notification(self, delivery_id: int) -> None:
         raise self.retry(countdown=retry_in, max_retries=None)
 
 
-@shared_task(
-    acks_late=True, ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3
-)
+@job_task
 def retry_stalled_notifications() -> dict:
     """Notify alerts nobody was told about and hand overdue deliveries to Celery again (beat runs
     this every 5 minutes). Safe to run twice: notify is keyed by alert and attempts lock rows."""

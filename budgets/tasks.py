@@ -3,23 +3,15 @@
 import logging
 from datetime import datetime
 
-from celery import shared_task
-from django.db import OperationalError
-
 from budgets.services.alerts import alerts_forecast, alerts_sweep
 from budgets.services.ledger import reservations_expire
 from budgets.services.periods import periods_roll_over
+from costswitch.jobs import job_task
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
-)
+@job_task
 def expire_reservations() -> int:
     """Release pending reservations past their TTL (beat runs this every minute).
 
@@ -37,13 +29,7 @@ def expire_reservations() -> int:
     return expired
 
 
-@shared_task(
-    acks_late=True,
-    ignore_result=True,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
-)
+@job_task
 def roll_over_periods(now: str | None = None) -> dict:
     """Close ended budget periods and open the current ones, with carry-over (beat: every 5 minutes).
 
@@ -65,18 +51,14 @@ def roll_over_periods(now: str | None = None) -> dict:
     return summary
 
 
-@shared_task(
-    acks_late=True, ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3
-)
+@job_task
 def raise_threshold_alerts() -> dict:
     """Raise threshold and exhausted alerts the ledger did not see (beat: every 5 minutes).
     Idempotent: an alert is unique per period and threshold, so a second run raises nothing."""
     return alerts_sweep().as_dict()
 
 
-@shared_task(
-    acks_late=True, ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3
-)
+@job_task
 def raise_forecast_alerts() -> dict:
     """Raise a forecast alert, once per period, for budgets projected to exceed their limit before
     the period ends (beat: every 15 minutes). Idempotent like the threshold sweep."""

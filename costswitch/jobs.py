@@ -9,9 +9,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from celery import shared_task
 from django.core.management.base import BaseCommand, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import OperationalError, transaction
+
+# The policy of a periodic job's Celery task: acknowledged after it ran (a killed worker's job is
+# delivered again; jobs are idempotent), no result kept, and a transient database error (lock
+# timeout, lost connection) retried with back-off.
+job_task = shared_task(
+    acks_late=True, ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3
+)
 
 
 class JobCommand(BaseCommand):

@@ -6,6 +6,7 @@ import httpx
 from celery import shared_task
 from django.db import OperationalError
 
+from costswitch.jobs import job_task
 from models_registry.catalog import CatalogError
 from models_registry.services import price_changes_apply_due
 from models_registry.sync import prices_sync
@@ -13,9 +14,7 @@ from models_registry.sync import prices_sync
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    acks_late=True, ignore_result=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3
-)
+@job_task
 def apply_due_price_changes() -> int:
     """Apply scheduled price changes whose time has come (beat runs this every minute).
 

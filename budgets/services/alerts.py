@@ -12,7 +12,7 @@ committed; approvals turns it into notifications.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -187,8 +187,12 @@ def _open_budgets(now: datetime) -> QuerySet[Budget]:
     )
 
 
-def _period_in_force(budget: Budget, now: datetime) -> BudgetPeriod | None:
-    return next((p for p in budget.periods_in_force if p.starts_at <= now < p.ends_at), None)
+def _open_periods(now: datetime) -> Iterator[tuple[Budget, BudgetPeriod]]:
+    """Every active budget with the period in force at `now`, for the sweeps."""
+    for budget in _open_budgets(now).iterator(chunk_size=200):
+        period = next((p for p in budget.periods_in_force if p.starts_at <= now < p.ends_at), None)
+        if period is not None:
+            yield budget, period
 
 
 @dataclass
@@ -213,10 +217,7 @@ def alerts_sweep(*, now: datetime | None = None) -> SweepResult:
     Idempotent: the unique constraints turn a second raise into nothing."""
     now = now or timezone.now()
     result = SweepResult()
-    for budget in _open_budgets(now).iterator(chunk_size=200):
-        period = _period_in_force(budget, now)
-        if period is None:
-            continue
+    for budget, period in _open_periods(now):
         result.budgets += 1
         percent = percent_of(period.spent + period.reserved, period.limit)
         known = set(
@@ -243,10 +244,7 @@ def alerts_forecast(*, now: datetime | None = None) -> SweepResult:
     elapsed day, as in budget status) reaches the limit before the period ends; it names the date."""
     now = now or timezone.now()
     result = SweepResult()
-    for budget in _open_budgets(now).iterator(chunk_size=200):
-        period = _period_in_force(budget, now)
-        if period is None:
-            continue
+    for budget, period in _open_periods(now):
         result.budgets += 1
         report = budget_status(budget=budget, now=now)
         if report.burn_rate <= 0 or report.projected_total <= report.limit:
