@@ -304,7 +304,10 @@ def chain_status(
             to_attr="periods_in_force",
         ),
     )
-    reports = [budget_status(budget=budget, now=now) for budget in budgets]
+    reports = []
+    for budget in budgets.select_related(None):
+        budget.organization = principal.organization  # the chain's own: no join needed
+        reports.append(budget_status(budget=budget, now=now))
     crossed = [(report.budget, report.crossed_actions) for report in reports]
     return ChainStatusReport(
         budgets=reports,

@@ -12,7 +12,6 @@ Money rules, in order of the flow:
 
 import json
 import logging
-import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -180,7 +179,6 @@ def chat_completion(*, principal: Principal, request: GatewayRequest) -> Gateway
 def _admit(principal: Principal, request: GatewayRequest) -> Admission:
     admission_request = AdmissionRequest(
         chat=request.chat,
-        request_id=f"gw-{uuid.uuid4().hex}",
         path=GATEWAY_PATH,
         priority=request.priority,
         metadata=request.metadata,
