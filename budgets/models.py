@@ -410,6 +410,12 @@ class UsageRecord(models.Model):
             models.Index(fields=["team", "occurred_at"]),
             models.Index(fields=["user", "occurred_at"]),
             models.Index(fields=["model", "occurred_at"]),
+            # Conversation caps sum a conversation's spend on every gateway request that names one.
+            models.Index(
+                fields=["organization", "conversation_id"],
+                condition=~Q(conversation_id=""),
+                name="usage_by_conversation",
+            ),
         ]
 
     def __str__(self) -> str:

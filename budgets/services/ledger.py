@@ -107,10 +107,10 @@ def _locked(periods: QuerySet[BudgetPeriod]) -> dict[int, BudgetPeriod]:
     return {period.pk: period for period in locked}
 
 
-# Every authorization and settlement locks its periods by id. The ORM takes three times longer to
-# compile that statement than PostgreSQL takes to run it (README "Measured"), so on PostgreSQL it is
-# written out: the statement `_locked` builds, `next_threshold` being `with_next_threshold`'s.
-_LOCK_BY_ID_SQL = f"""
+# Every authorization and settlement locks its periods. The ORM takes three times longer to compile
+# that statement than PostgreSQL takes to run it (README "Measured"), so on PostgreSQL it is written
+# out: the statement `_locked` builds, `next_threshold` being `with_next_threshold`'s.
+_LOCK_SQL = f"""
     SELECT period.*, (
         SELECT threshold.percent FROM {Threshold._meta.db_table} threshold
         WHERE threshold.budget_id = period.budget_id
@@ -118,12 +118,22 @@ _LOCK_BY_ID_SQL = f"""
         ORDER BY threshold.percent LIMIT 1
     ) AS next_threshold
     FROM {BudgetPeriod._meta.db_table} period
-    WHERE period.id = ANY(%(ids)s)
-        AND (%(moment)s::timestamptz IS NULL
-            OR (period.starts_at <= %(moment)s AND period.ends_at > %(moment)s))
+    WHERE {{rows}}
     ORDER BY period.id
     FOR NO KEY UPDATE OF period
 """
+_LOCK_BY_ID_SQL = _LOCK_SQL.format(
+    rows="""period.id = ANY(%(ids)s) AND (%(moment)s::timestamptz IS NULL
+        OR (period.starts_at <= %(moment)s AND period.ends_at > %(moment)s))"""
+)
+_LOCK_HELD_SQL = _LOCK_SQL.format(
+    rows=f"""period.id IN (
+        SELECT period_id FROM {ReservationHold._meta.db_table} WHERE reservation_id = %(id)s)"""
+)
+
+
+def _on_postgresql() -> bool:
+    return connection.vendor == "postgresql"
 
 
 def _lock_periods(
@@ -131,10 +141,18 @@ def _lock_periods(
 ) -> dict[int, BudgetPeriod]:
     """Lock these periods (those in force at `in_force_at`, when given)."""
     ids = sorted(set(period_ids))
-    if connection.vendor != "postgresql":
+    if not _on_postgresql():
         periods = BudgetPeriod.objects.filter(pk__in=ids)
         return _locked(periods.filter(_in_force(in_force_at)) if in_force_at else periods)
     locked = BudgetPeriod.objects.raw(_LOCK_BY_ID_SQL, {"ids": ids, "moment": in_force_at})
+    return {period.pk: period for period in locked}
+
+
+def _lock_held_periods(reservation: Reservation) -> dict[int, BudgetPeriod]:
+    """Lock the periods `reservation` holds money on."""
+    if not _on_postgresql():
+        return _lock_periods(reservation.holds.values_list("period_id", flat=True))
+    locked = BudgetPeriod.objects.raw(_LOCK_HELD_SQL, {"id": reservation.pk})
     return {period.pk: period for period in locked}
 
 
@@ -321,7 +339,7 @@ def reservation_settle(*, principal: Principal, reservation_id: int, report: Usa
                 )
             return SettleResult(usage, replayed=True)
         report = replace(report, request_id=reservation.request_id)
-        locked = _lock_periods(reservation.holds.values_list("period_id", flat=True))
+        locked = _lock_held_periods(reservation)
         period_ids = list(locked)
         now = timezone.now()
         fields = _usage_fields(report, now)
@@ -380,7 +398,7 @@ def reservation_release(*, principal: Principal, reservation_id: int) -> Reserva
 
 
 def _drop_holds(reservation: Reservation, final_state: str) -> None:
-    period_ids = list(_lock_periods(reservation.holds.values_list("period_id", flat=True)))
+    period_ids = list(_lock_held_periods(reservation))
     BudgetPeriod.objects.filter(pk__in=period_ids).update(reserved=F("reserved") - reservation.amount)
     _finish(reservation, final_state, timezone.now())
 
