@@ -1,11 +1,14 @@
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
 
 from budgets.choices import ReservationState
 from budgets.models import BudgetPeriod, UsageCharge, UsageRecord
 from budgets.principals import principal_for_api_key, principal_for_user
+from budgets.selectors import chain_status
 from budgets.services.ledger import (
     UsageReport,
     reservation_authorize,
@@ -166,3 +169,45 @@ def test_direct_usage_with_a_reserved_request_id_is_refused(world, chain):
     usage = reservation_settle(principal=bob, reservation_id=reservation.pk, report=report).usage
     replay = usage_record_many(principal=bob, reports=[report])  # after settling, a retry replays it
     assert (replay.replayed, replay.records[0].pk) == (1, usage.pk)
+
+
+def _chain_as_read(bob):
+    return [report.budget for report in chain_status(principal=bob).budgets]
+
+
+def test_a_chain_read_by_chain_status_is_held_without_reading_it_again(world, chain):
+    bob = principal_for_user(world.bob)
+    reservation_authorize(principal=bob, request_id="r1", amount=Decimal("1"))  # opens the periods
+    read = _chain_as_read(bob)
+    with CaptureQueriesContext(connection) as queries:
+        reservation_authorize(principal=bob, request_id="r2", amount=Decimal("5"), chain=read)
+    assert not any('FROM "budgets_budget"' in q["sql"] for q in queries.captured_queries)
+    for budget in chain.values():
+        assert period_of(budget).reserved == Decimal("6")
+
+
+def test_a_chain_read_before_its_periods_rolled_over_holds_on_the_new_periods(world, chain, time_machine):
+    bob = principal_for_user(world.bob)
+    time_machine.move_to("2026-03-31T23:59:59Z", tick=False)
+    reservation_authorize(principal=bob, request_id="r0", amount=Decimal("1"))  # opens March
+    read = _chain_as_read(bob)
+    time_machine.move_to("2026-04-01T00:00:01Z", tick=False)
+    reservation = reservation_authorize(
+        principal=bob, request_id="r1", amount=Decimal("5"), chain=read
+    ).reservation
+
+    held = BudgetPeriod.objects.filter(holds__reservation=reservation)
+    assert {period.budget_id for period in held} == {budget.pk for budget in chain.values()}
+    assert all(period.starts_at.month == 4 for period in held)
+    assert all(period.reserved == Decimal("1") for period in BudgetPeriod.objects.filter(starts_at__month=3))
+
+
+def test_an_id_the_caller_made_skips_the_reuse_lookup_but_a_reused_one_is_still_refused(world, chain):
+    bob = principal_for_user(world.bob)
+    with CaptureQueriesContext(connection) as queries:
+        reservation_authorize(principal=bob, request_id="fresh", amount=Decimal("1"), new_request_id=True)
+    assert not any('"budgets_usagerecord"' in q["sql"] for q in queries.captured_queries)
+    usage_record_many(principal=bob, reports=[UsageReport(request_id="seen", cost=Decimal("1"))])
+    with pytest.raises(Conflict) as refused:
+        reservation_authorize(principal=bob, request_id="seen", amount=Decimal("1"))
+    assert refused.value.code == "request_already_charged"
