@@ -168,6 +168,8 @@ CELERY_BEAT_SCHEDULE = {
     "sync-prices": {"task": "models_registry.tasks.sync_prices", "schedule": 3600.0},
     "requeue-stuck-webhooks": {"task": "costswitch.tasks.requeue_stuck_webhooks", "schedule": 300.0},
     "reconcile-ledger": {"task": "analytics.tasks.reconcile_ledger", "schedule": 3600.0},
+    # Per-request difficulty models from reported outcomes (selection/outcome_learning.py).
+    "learn-from-outcomes": {"task": "selection.tasks.learn_from_outcomes", "schedule": 60.0},
     # Daily spend rollup (analytics/rollup.py): the last 2 ended days every 10 minutes, the last 35
     # daily (late settles and back-dated reconciliation adjustments). Today is read from the ledger.
     "rollup-spend-recent": {"task": "analytics.tasks.rollup_spend", "schedule": 600.0, "kwargs": {"days": 2}},
@@ -289,6 +291,15 @@ COSTSWITCH_SIMPLE_PRICE_LINE = env_list("COSTSWITCH_SIMPLE_PRICE_LINE", "0.5,2")
 COSTSWITCH_STRICT_COST_SHARE = env_str("COSTSWITCH_STRICT_COST_SHARE", "0.01")
 # Reported outcomes older than this no longer shape the history score.
 COSTSWITCH_HISTORY_WINDOW_DAYS = env_int("COSTSWITCH_HISTORY_WINDOW_DAYS", 30)
+# Per-request difficulty learned from reported outcomes (selection/learning.py, docs/routing.md):
+# off stores no text features and uses no learned estimate. Admission rechecks the trained weights'
+# version at most every REFRESH seconds per process; training leaves ledger rows younger than LAG
+# seconds for the next run. EXPLORATION_RATE: the share of "auto" requests whose requirement a cheaper
+# eligible model nearly meets that go to it, so its outcomes are learned beyond the easy prompts.
+COSTSWITCH_LEARNING_ENABLED = env_bool("COSTSWITCH_LEARNING_ENABLED", True)
+COSTSWITCH_LEARNING_REFRESH_SECONDS = env_float("COSTSWITCH_LEARNING_REFRESH_SECONDS", 30.0)
+COSTSWITCH_LEARNING_LAG_SECONDS = env_float("COSTSWITCH_LEARNING_LAG_SECONDS", 10.0)
+COSTSWITCH_EXPLORATION_RATE = env_float("COSTSWITCH_EXPLORATION_RATE", 0.05)
 # OpenAI-compatible gateway (README "Gateway"): seconds to connect to a provider, and the longest
 # silence while waiting for its answer (a whole non-streamed answer, or the gap between two stream
 # chunks); one pooled HTTP client per process keeps at most GATEWAY_MAX_CONNECTIONS open.

@@ -6,7 +6,7 @@ from django.contrib import admin
 
 from costswitch.admin import ReadOnlyAdminMixin
 from models_registry.models import ModelProfile
-from selection.models import Decision, RuleSetVersion
+from selection.models import Decision, LearnedOutcomeModel, OutcomeLearningState, RuleSetVersion
 from selection.rules import RulesInvalid, parse_rules
 from selection.services import rule_set_publish
 
@@ -83,3 +83,18 @@ class DecisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ["request_id", "selected_model", "requested_model"]
     date_hierarchy = "created_at"
     list_select_related = ["organization", "team"]
+
+
+@admin.register(LearnedOutcomeModel)
+class LearnedOutcomeModelAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What each organization has learned per model from reported outcomes (weights not shown)."""
+
+    list_display = ["organization", "model", "samples", "updated_at"]
+    list_filter = ["organization"]
+    search_fields = ["model"]
+    exclude = ["weights"]
+
+
+@admin.register(OutcomeLearningState)
+class OutcomeLearningStateAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ["organization", "learned", "version", "watermark", "updated_at"]

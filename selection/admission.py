@@ -34,6 +34,7 @@ from costswitch.errors import BudgetExceeded, Conflict, DomainError, PermissionD
 from costswitch.money import ZERO, display_decimal, quantize_money
 from models_registry.pricing import request_cost
 from models_registry.tokens import count_message_tokens_per_tokenizer
+from selection import learning
 from selection.analysis import RequestAnalysis, analyze_request
 from selection.choices import ESSENTIAL_PRIORITIES, THRIFTIER, DecisionOutcome, Priority, Strategy
 from selection.engine import (
@@ -56,6 +57,7 @@ from selection.estimates import (
     expected_output,
 )
 from selection.models import Decision
+from selection.outcome_learning import FEATURES_KEY, encode_features, learned_models_in_force
 from selection.rules import Rule, RuleContext, RuleSet, SelectModelAction
 from selection.selectors import RulesInForce, history_scores, rules_in_force
 from selection.snapshot import ModelSnapshot, registry_snapshot
@@ -66,6 +68,8 @@ PERCENT_QUANTUM = Decimal("0.0001")
 FALLBACK_CHAIN_LENGTH = 3
 # The budget factor starts counting at this share used and reaches 1 at 100%.
 BUDGET_FACTOR_FROM = Decimal(50)
+# Exploration only considers a cheaper model this many quality points short of the requirement.
+EXPLORATION_MARGIN = 10
 
 
 class ApprovalRequired(DomainError):
@@ -134,6 +138,9 @@ class _Context:
     output: OutputEstimate | None = None
     registry: Any = None
     counts: dict[str, int] = field(default_factory=dict)
+    text_features: list[int] | None = None  # hashed request text, learned from once an outcome comes
+    # Real admissions of organizations that report outcomes explore; an explanation shows the policy.
+    explore: bool = False
 
 
 def admit(
@@ -150,14 +157,16 @@ def admit(
     `rules` tries a draft rule set instead of the organization's rules in force.
     A retry with the same request id returns the first admission without charging again."""
     started = time.perf_counter()
-    request = request if request.request_id else replace(request, request_id=f"sel-{uuid.uuid4().hex}")
-    if reserve:
+    # An id made here has never been used: no earlier admission or hold can carry it.
+    new_id = not request.request_id
+    request = replace(request, request_id=f"sel-{uuid.uuid4().hex}") if new_id else request
+    if reserve and not new_id:
         earlier = _earlier_admission(principal, request.request_id, request_fingerprint(request))
         if earlier is not None:
             return earlier
     ctx = _Context(principal=principal, request=request, started=started)
     try:
-        return _admit(ctx, reserve=reserve, record=record, draft_rules=rules)
+        return _admit(ctx, reserve=reserve, record=record, draft_rules=rules, new_id=new_id)
     except DomainError as error:
         if record and ctx.analysis is not None:
             decision = _record(ctx, refusal=error)
@@ -178,8 +187,11 @@ def admit(
         raise
 
 
-def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet | None) -> Admission:
+def _admit(
+    ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet | None, new_id: bool
+) -> Admission:
     principal, request = ctx.principal, ctx.request
+    ctx.explore = reserve and record
     chat = request.chat
     check_prompt_size(chat.messages)
     if request.team_id is not None or request.user_id is not None:
@@ -280,6 +292,8 @@ def _admit(ctx: _Context, *, reserve: bool, record: bool, draft_rules: RuleSet |
                 metadata={"task_type": analysis.task_type, "selected_by": "costswitch"},
                 team_id=request.team_id,
                 user_id=request.user_id,
+                chain=[report.budget for report in chain.budgets],
+                new_request_id=new_id,
             )
         except DomainError:
             gate.refund()  # a request the budget refuses uses no rate quota
@@ -359,15 +373,14 @@ def _within_rate_limits(
 
 def _earlier_admission(principal: Principal, request_id: str, fingerprint: str) -> Admission | None:
     """A retried select: the first decision stands (and nothing is reserved twice)."""
-    decision = (
-        Decision.objects.filter(
-            organization=principal.organization, request_id=request_id, outcome=DecisionOutcome.ADMITTED
-        )
-        .select_related("reservation")
-        .first()
+    earlier = Decision.objects.filter(
+        organization=principal.organization, request_id=request_id, outcome=DecisionOutcome.ADMITTED
     )
-    if decision is None:
+    # Nearly every request id is new: ask for the key alone (a narrow query), the row only for a retry.
+    found = earlier.values_list("pk", flat=True).first()
+    if found is None:
         return None
+    decision = Decision.objects.select_related("reservation").get(pk=found)
     if principal.api_key is not None:
         same_caller = decision.api_key_id == principal.api_key.pk
     else:
@@ -552,20 +565,27 @@ def _choose(
     under budget pressure it is only swapped for a model no dearer and within QUALITY_TOLERANCE."""
     analysis = ctx.analysis
     history = history_scores(ctx.principal.organization).get(analysis.task_type, {})
+    learned = _learned_estimates(ctx)
 
     def ranked(pool, constraints, requirement):
-        return rank(
-            pool,
-            task_type=analysis.task_type,
-            requirement=requirement,
-            strategy=ctx.strategy,
-            budget_factor=budget_factor,
-            constraints=constraints,
-            request_tokens=ctx.input_tokens + ctx.output.tokens,
-            history=history,
+        return _note_learned(
+            ctx,
+            rank(
+                pool,
+                task_type=analysis.task_type,
+                requirement=requirement,
+                strategy=ctx.strategy,
+                budget_factor=budget_factor,
+                constraints=constraints,
+                request_tokens=ctx.input_tokens + ctx.output.tokens,
+                history=history,
+                learned=learned,
+            ),
         )
 
     steering = ctx.rule is not None and (ctx.rule.select is not None or ctx.rule.route_to is not None)
+    if requested is None and not steering:
+        return _explore(ctx, ranked(pool, constraints, ctx.requirement))
     if requested is None or steering:
         return ranked(pool, constraints, ctx.requirement)
     honoured = ranked([requested], constraints, 0)
@@ -613,6 +633,85 @@ def _choose(
             )
         )
     return ranking
+
+
+def _learned_estimates(ctx: _Context) -> dict[str, float]:
+    """Per model with enough learned outcomes: its predicted success on this request's text minus
+    its usual rate (selection.learning). The text features are kept for the decision record."""
+    if not settings.COSTSWITCH_LEARNING_ENABLED:
+        return {}
+    ctx.text_features = learning.features(learning.request_text(ctx.request.chat.messages))
+    models = learned_models_in_force(ctx.principal.organization)
+    # Exploring only feeds the learner: an organization that has never had an outcome learned
+    # (it does not report them) would only get worse choices from it.
+    ctx.explore = ctx.explore and bool(models)
+    return learning.estimates(models, ctx.text_features) if models else {}
+
+
+def _note_learned(ctx: _Context, ranking: Ranking) -> Ranking:
+    """Say on the decision where the learned estimate decided whether a model met the requirement."""
+    for scored in ranking.ranked:
+        if scored.learned is None:
+            continue
+        without = scored.effective_quality - scored.learned_shift
+        if (without >= ranking.requirement) != scored.meets_requirement:
+            verdict = "meets" if scored.meets_requirement else "no longer meets"
+            ctx.changes.append(
+                {
+                    "source": "learned",
+                    "model": scored.id,
+                    "effect": (
+                        f"learned estimate {scored.learned:+.2f} vs its usual success moved "
+                        f"{scored.id} {scored.learned_shift:+d} quality points: {verdict} "
+                        f"requirement {ranking.requirement}"
+                    ),
+                }
+            )
+    return ranking
+
+
+def _explore(ctx: _Context, ranking: Ranking) -> Ranking:
+    """With probability COSTSWITCH_EXPLORATION_RATE (fixed per request id), once the organization's
+    outcomes are being learned, route an "auto" request
+    to the cheapest eligible model that misses the requirement by at most EXPLORATION_MARGIN points,
+    so its outcomes are learned beyond the prompts already judged easy. Only eligible candidates
+    (every budget, rule and hard filter already applied) are considered, and never for a request
+    that states its quality requirement or is essential: those get what they asked for."""
+    rate = settings.COSTSWITCH_EXPLORATION_RATE
+    chosen = ranking.chosen
+    request = ctx.request
+    if not ctx.explore or rate <= 0 or chosen is None:
+        return ranking
+    if request.quality_requirement is not None or request.priority in ESSENTIAL_PRIORITIES:
+        return ranking
+    if learning.exploration_draw(ctx.request.request_id) >= rate:
+        return ranking
+    near = [
+        s
+        for s in ranking.ranked
+        if s.cost < chosen.cost
+        and not s.meets_requirement
+        and s.effective_quality >= ranking.requirement - EXPLORATION_MARGIN
+    ]
+    if not near:
+        return ranking
+    pick = min(near, key=lambda s: (s.cost, -s.effective_quality, s.id))
+    ctx.changes.append(
+        {
+            "source": "exploration",
+            "model": pick.id,
+            "effect": (
+                f"exploring: {chosen.id} -> {pick.id} (effective quality {pick.effective_quality}, "
+                f"within {EXPLORATION_MARGIN} of requirement {ranking.requirement}) to learn its outcomes"
+            ),
+        }
+    )
+    return replace(
+        ranking,
+        chosen=pick,
+        ranked=[pick, *(s for s in ranking.ranked if s is not pick)],
+        requirement_met=pick.meets_requirement,
+    )
 
 
 def _resolved(requirement: int | str, ranking: Ranking) -> int:
@@ -747,6 +846,11 @@ def candidate_summary(scored: Scored) -> dict:
         # Configured quality moved by reported outcomes: what the requirement was judged on.
         "effective_quality": scored.effective_quality,
         "meets_requirement": scored.meets_requirement,
+        **(
+            {"learned_estimate": round(scored.learned, 4), "learned_shift": scored.learned_shift}
+            if scored.learned is not None
+            else {}
+        ),
         "tier": _tier(candidate),
         "components": {name: round(value, 4) for name, value in scored.components.items()},
         "score": round(scored.score, 4),
@@ -785,7 +889,11 @@ def _record(
         rule_set_id=ctx.rule_set_id,
         rule_name=ctx.rule.name if ctx.rule else "",
         changes=ctx.changes,
-        analysis=analysis.explain(),
+        analysis=(
+            {**analysis.explain(), FEATURES_KEY: encode_features(ctx.text_features)}
+            if ctx.text_features
+            else analysis.explain()
+        ),
         budget=ctx.budget,
     )
     if ranking is not None:

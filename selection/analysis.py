@@ -20,6 +20,7 @@ The cue lists were tuned on tests/data/task_prompts_dev.jsonl; tests/selection/t
 an accuracy floor on it.
 """
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,21 +69,61 @@ UNSPACED_SCRIPT = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u9fff\uac00-\u
 CUE_LITERALS = LiteralIndex()
 
 
+class CueWordIndex:
+    """Every cue's words and phrases, filed by word: which cues a text's words match is then found in
+    one pass over the words the text shares with any cue, instead of a set test per cue and text
+    (a request checks some 70 cue x text pairs)."""
+
+    def __init__(self):
+        self._cues_by_word: dict[str, set[int]] = {}
+        # Phrases are filed under their longest word, the one least likely to be in any text, and
+        # kept padded with spaces so that `in` matches whole words only.
+        self._phrases_by_word: dict[str, list[tuple[str, int]]] = {}
+        self._keys: frozenset[str] = frozenset()
+        self._count = 0
+
+    def add(self, words: set[str], phrases: list[list[str]]) -> int:
+        """File a cue's words and phrases (each a list of lower-cased tokens); returns its number."""
+        number = self._count
+        self._count += 1
+        for word in words:
+            self._cues_by_word.setdefault(word, set()).add(number)
+        for tokens in phrases:
+            key = max(tokens, key=len)
+            self._phrases_by_word.setdefault(key, []).append((f" {' '.join(tokens)} ", number))
+        self._keys = frozenset(self._cues_by_word) | frozenset(self._phrases_by_word)
+        return number
+
+    def cues_in(self, text: "_Text") -> frozenset[int]:
+        """The numbers of the cues one of whose words or phrases `text` holds."""
+        found: set[int] = set()
+        for word in text.words & self._keys:
+            found.update(self._cues_by_word.get(word, ()))
+            for phrase, number in self._phrases_by_word.get(word, ()):
+                if number not in found and phrase in text.padded:
+                    found.add(number)
+        return frozenset(found)
+
+
+CUE_WORDS = CueWordIndex()
+
+
 class Cue:
     """A weighted set of alternatives: plain words and phrases ("pros and cons"), matched as whole
     words through a token set, and regular expressions for everything else, on lower-cased text.
 
     Word lists are looked up rather than run as regex alternations, which keeps a request at a fraction
-    of a millisecond. Words in scripts written without spaces (Chinese, Japanese, Korean, Thai) are
-    matched as substrings."""
+    of a millisecond: all cues' words are in one index (CUE_WORDS) that each text is looked up in once.
+    Words in scripts written without spaces (Chinese, Japanese, Korean, Thai) are matched as
+    substrings."""
 
-    __slots__ = ("_phrases", "_substrings", "_words", "pattern", "scope", "weight")
+    __slots__ = ("_number", "_substrings", "pattern", "scope", "weight")
 
     def __init__(self, weight: float, *alternatives: str, scope: str = EVERYWHERE):
         self.weight = weight
         self.scope = scope
         words: set[str] = set()
-        phrases: dict[str, list[str]] = {}
+        phrases: list[list[str]] = []
         substrings: list[str] = []
         patterns: list[str] = []
         for alternative in alternatives:
@@ -97,21 +138,14 @@ class Cue:
                 if len(tokens) == 1:
                     words.add(tokens[0])
                 elif tokens:
-                    # Filed under their longest word, the one least likely to be in any text.
-                    phrases.setdefault(max(tokens, key=len), []).append(" ".join(tokens))
-        self._words = frozenset(words)
-        self._phrases = {first: tuple(f" {p} " for p in group) for first, group in phrases.items()}
+                    phrases.append(tokens)
+        self._number = CUE_WORDS.add(words, phrases)
         self._substrings = tuple(substrings)
         self.pattern = FilteredPattern("|".join(patterns), CUE_LITERALS) if patterns else None
 
     def matches(self, text: "_Text") -> bool:
-        if not self._words.isdisjoint(text.words):
+        if self._number in text.word_cues:
             return True
-        if self._phrases:
-            for key in self._phrases.keys() & text.words:
-                for phrase in self._phrases[key]:
-                    if phrase in text.padded:
-                        return True
         for substring in self._substrings:
             if substring in text.raw:
                 return True
@@ -130,7 +164,7 @@ def _combine(firsts: str, seconds: str) -> str:
 class _Text:
     """Lower-cased text with its words, so that word-list cues are set lookups."""
 
-    __slots__ = ("_language", "_met", "padded", "raw", "words")
+    __slots__ = ("_language", "_met", "_word_cues", "padded", "raw", "words")
 
     def __init__(self, text: str):
         self.raw = text.lower()
@@ -139,6 +173,14 @@ class _Text:
         self.padded = f" {' '.join(tokens)} "
         self._language: str | None = ""
         self._met: frozenset[int] | None = None
+        self._word_cues: frozenset[int] | None = None
+
+    @property
+    def word_cues(self) -> frozenset[int]:
+        """The cues this text matches by a word or phrase (CUE_WORDS)."""
+        if self._word_cues is None:
+            self._word_cues = CUE_WORDS.cues_in(self)
+        return self._word_cues
 
     @property
     def met(self) -> frozenset[int]:
@@ -189,6 +231,11 @@ GRATITUDE = re.compile(
     r"\b(?:thanks|thank you|thx|ty|cheers|appreciate it|made my day|you're the best|you rock|perfect|"
     r"awesome|brilliant|merci|danke|gracias|obrigad[oa]|grazie)\b"
 )
+
+# Locale tags ("pt-BR", "es_MX") as "pt-|pt_|...": literals of 3 characters, so that FilteredPattern
+# runs the locale cue only on texts holding one (a class like [-_] gives it nothing to look for).
+LOCALE_CODES = ("pt", "es", "fr", "de", "it", "ja", "zh", "ko")
+LOCALE_PREFIXES = "|".join(f"{code}{separator}" for code in LOCALE_CODES for separator in "-_")
 
 # Cues per task type; the weights say how strongly a cue alone points at the class: "translate" is
 # nearly decisive, "compare" is not. Chat is the default, but it has cues too, so that small talk about
@@ -309,7 +356,8 @@ TASK_CUES: dict[str, list[Cue]] = {
             "factorial|to the power of|raised to|times table|greatest common divisor|least common multiple|"
             "gcd|lcm",
             r"what(?:'s| is) \d|\bis \d+ (?:a )?(?:prime|divisible|even|odd|a square)\b",
-            r"\d\s*[+*×÷^=]\s*\(?\d|\d\s+[-/]\s+\(?\d|\d[a-z]\s*[+\-=]|[\w)]\^[\dx-z(]",  # noqa: RUF001
+            # "x^2", "(a+b)^n": the caret first, then what precedes it, so the regex engine jumps to carets.
+            r"\d\s*[+*×÷^=]\s*\(?\d|\d\s+[-/]\s+\(?\d|\d[a-z]\s*[+\-=]|\^(?<=[\w)]\^)[\dx-z(]",  # noqa: RUF001
             r"\\(?:frac|int|sum|sqrt|lim)\b|[∫√∑π≤≥²³]",
             scope=NOT_IN_DOCUMENT,
         ),
@@ -536,8 +584,9 @@ TASK_CUES: dict[str, list[Cue]] = {
             "localise|localize|localised|localized|localisation|localization|l10n|render this in|"
             "render it in|say this in|say it in",
             r"\bfor (?:the )?(?:french|german|spanish|japanese|brazilian|mexican|chinese|italian|korean|"
-            r"dutch|polish|turkish|arabic) (?:market|audience|customers|users|readers)\b|\bfor (?:pt|es|fr|"
-            r"de|it|ja|zh|ko)[-_][a-z]{2}\b",
+            r"dutch|polish|turkish|arabic) (?:market|audience|customers|users|readers)\b",
+            # "for pt-BR", "for es_MX": the code and separator spelled out, so the filter can look for them.
+            rf"\bfor (?:{LOCALE_PREFIXES})[a-z]{{2}}\b",
         ),
         Cue(0.8, FOREIGN_LANGUAGE_NAMES),
     ],
@@ -667,14 +716,18 @@ SENTENCE_END = re.compile(r"(?<=[.?!\u3002\uff1f\uff01])\s+")
 QUOTED = re.compile(
     r"```.*?(?:```|$)|`[^`\n]{1,500}`|\"[^\"\n]{16,2000}\"|“[^“”]{16,2000}”|«[^«»]{16,2000}»|"
     r"„[^„“]{16,2000}“|"
-    # 'Single quotes', allowing the apostrophes of "I'm" and "don't" inside.
-    r"(?<!\w)'(?:[^'\n]|(?<=\w)'(?=\w)){8,2000}'(?!\w)",
+    # 'Single quotes', allowing the apostrophes of "I'm" and "don't" inside. The opening quote comes
+    # before its "not after a word character" check, so that every alternative starts with a quote
+    # character and the regex engine skips straight to those instead of trying at every position.
+    r"'(?<!\w')(?:[^'\n]|(?<=\w)'(?=\w)){8,2000}'(?!\w)",
     re.DOTALL,
 )
 QUOTE_CHARS = ('"', "`", "“", "«", "„", "'")
 
 CODE_FENCE = re.compile(r"```")
-INLINE_CODE = re.compile(r"(?<!`)`[^`\n]{2,200}`(?!`)")
+# Backtick first, then "not after another backtick": a pattern that starts with a character lets the
+# regex engine skip straight to it (10x faster than trying the lookbehind at every position).
+INLINE_CODE = re.compile(r"`(?<!``)[^`\n]{2,200}`(?!`)")
 CODE_LINE = re.compile(
     r"^[ \t]*(?:def |class |import |from \S+ import|function |const |let |var |public |private |#include|"
     r"SELECT |INSERT |UPDATE |DELETE |CREATE TABLE|FROM \w|WHERE |(?:LEFT |INNER )?JOIN |GROUP BY|ORDER BY|"
@@ -685,7 +738,11 @@ CODE_LINE = re.compile(
 TRACEBACK = re.compile(
     r"Traceback \(most recent call last\)|^[ \t]+at [\w.$]+\(|\b[A-Z]\w*(?:Error|Exception)\b", re.MULTILINE
 )
+# Every TRACEBACK match holds one of these: "Traceback (most ...", "at frame(", "...Error", "...Exception".
+TRACEBACK_NEEDS = ("(", "Error", "Exception")
 EQUATION = re.compile(r"(?:\d|\b[a-z]\b)\s*(?:[-+*/^=<>]|\*\*)\s*(?:\d|\b[a-z]\b|\()|\\[a-z]+\{|\$[^$\n]+\$")
+# Every EQUATION match holds one of these (an operator, a LaTeX command, a $...$ formula).
+EQUATION_CHARS = "-+*/^=<>\\$"
 NUMBER = re.compile(
     r"(?<![\w.])\d+(?:[.,]\d+)*|\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|"
     r"thirty|forty|fifty|hundred|thousand|twice|half|double|triple)\b"
@@ -699,7 +756,7 @@ QUANTITY_QUESTION = re.compile(
     r"value|price|distance|length|height|weight|sum|ratio|percentage|interest|amount|number)|at what|"
     r"when will|how (?:long|many \w+) (?:until|before|will)|find|what are the chances|what is (?:that|"
     r"this) in|(?:more|less|fewer|bigger|larger|smaller|cheaper|faster) \w* ?than|wie (?:viele?|lange|weit|"
-    r"alt)|cu[aá]nt[oa]s?|cu[aá]l es (?:la|el)|combien|quanto|quel est|сколько)\b"
+    r"alt)|cuant[oa]s?|cuánt[oa]s?|cu[aá]l es (?:la|el)|combien|quanto|quel est|сколько)\b"
 )
 UNIT = re.compile(
     r"\d\s?(?:%|°|km/h|mph|km\b|kg\b|cm\b|mm\b|m\b|m²|ml\b|l\b|g\b|lbs?\b|inch\w*|feet\b|foot\b|ft\b|"
@@ -708,7 +765,8 @@ UNIT = re.compile(
     r"[$€£]\s?\d"
 )
 # Knights and knaves, suspects, switches: several people's statements or hard constraints in one ask.
-STATEMENT = re.compile(r"\b(?:[A-Z][a-z]*|he|she) (?:says|said|claims|insists|replies)\b")
+STATEMENT_VERBS = ("says", "said", "claims", "insists", "replies")
+STATEMENT = re.compile(rf"\b(?:[A-Z][a-z]*|he|she) (?:{'|'.join(STATEMENT_VERBS)})\b")
 LOGIC_CONSTRAINT = re.compile(
     r"\b(?:always|never|only|exactly|can't|cannot|doesn't|does not|isn't|unless|at most|at least|"
     r"without looking|is wrong|different|directly|next to|ahead of|behind|in front of|left of|right of|"
@@ -729,6 +787,12 @@ DEMANDING = re.compile(
     r"confidence interval|significan\w+|without downtime|zero-downtime|constraints?|explain (?:each|"
     r"every))\b"
 )
+# Word-list patterns run on the lower-cased ask. Most asks hold none of the words they list, and the
+# literal pass made for the cue patterns (_Text.met) tells so without scanning the text again.
+FILTERED = {
+    pattern: FilteredPattern(pattern.pattern, CUE_LITERALS)
+    for pattern in (CONSTRAINT, DEMANDING, LOGIC_CONSTRAINT, QUANTITY_QUESTION)
+}
 TRIVIAL = re.compile(
     r"^\s*(hi|hello|hey|thanks|thank you|ok|okay|good (?:morning|night)|bonjour|hola|ciao|hallo)\b"
 )
@@ -842,12 +906,15 @@ def analyze_request(
     instruction = _scannable(message_text(last_user)) if last_user else ""
     ask, document = _split_ask(instruction)
     parts = _parts(messages, last_user, ask, document)
-    scores = _task_scores(parts, instruction, ask)
+    # The ask as the classifier reads it, also when it reads only the system prompt (material_only).
+    ask_text = _Text(ask) if parts.material_only else parts.ask
+    structure = _structure(instruction, ask_text)
+    scores = _task_scores(parts, instruction, ask, structure)
     best = max(TIE_ORDER, key=lambda t: scores[t])
     detected = best if best != TaskType.CHAT and scores[best] >= MIN_TASK_SCORE else TaskType.CHAT
     chosen = task_type or detected
 
-    features = _features(messages, instruction, ask, document, user_turns, tools)
+    features = _features(messages, instruction, ask_text, ask, document, user_turns, tools, structure)
     capabilities = set()
     if tools:
         capabilities.add("tools")
@@ -879,7 +946,8 @@ def _context(text: str) -> str:
 
 def _words(text: str) -> int:
     """Words, counting two characters of Chinese or Japanese as one."""
-    return len(text.split()) + len(UNSPACED_SCRIPT.findall(text)) // 2
+    words = len(text.split())
+    return words if text.isascii() else words + len(UNSPACED_SCRIPT.findall(text)) // 2
 
 
 def _split_ask(text: str) -> tuple[str, str]:
@@ -1007,16 +1075,25 @@ def _sets_given_text_task(system: _Text) -> bool:
 def _is_request(text: str) -> bool:
     """Whether a message asks for something: a question, words like "please" or "you", or a sentence
     opening (give or take an "ok, so") with a question word or an imperative."""
-    if REQUEST.search(text):
-        return True
+    # Openers first: most requests start with one, and they are cheaper to check than REQUEST, which
+    # scans the whole text when it does not match.
     for sentence in SENTENCE_END.split(text[:2000]):
         words = [w for w in TOKEN.findall(sentence[:60]) if w not in INTERJECTIONS]
         if words and words[0] in REQUEST_OPENERS:
             return True
-    return False
+    return bool(REQUEST.search(text))
 
 
-def _task_scores(parts: _Parts, instruction: str, ask: str) -> dict[str, float]:
+def _structure(instruction: str, ask: _Text) -> dict[str, int]:
+    """Counts both the task scores and the complexity features use, taken once: code lines in the
+    user message and equations in its ask."""
+    return {
+        "code_lines": len(CODE_LINE.findall(instruction)),
+        "equations": _equations(ask.raw),
+    }
+
+
+def _task_scores(parts: _Parts, instruction: str, ask: str, structure: dict[str, int]) -> dict[str, float]:
     # Each cue counts once, at the weight of the most telling place it appears in.
     sources = [(parts.ask, 1.0, ASK_ONLY)]
     if parts.history:
@@ -1027,32 +1104,38 @@ def _task_scores(parts: _Parts, instruction: str, ask: str) -> dict[str, float]:
     if parts.document:
         sources.append((parts.document, DOCUMENT_WEIGHT, EVERYWHERE))
     sources.sort(key=lambda source: -source[1])
+    sources = [source for source in sources if source[0]]  # an empty text matches no cue
     scores: dict[str, float] = {}
     for task, cues in TASK_CUES.items():
         score = 0.0
         for cue in cues:
             allowed = _SCOPE_SOURCES[cue.scope]
             for text, weight, kind in sources:
-                if kind in allowed and text and cue.matches(text):
+                if kind in allowed and cue.matches(text):
                     score += cue.weight * weight
                     break
         scores[str(task)] = score
 
     # Structure speaks too: code in the message, an equation or a word problem in the ask.
-    code_lines = len(CODE_LINE.findall(instruction))
-    if CODE_FENCE.search(instruction) or code_lines >= 3 or TRACEBACK.search(instruction):
+    code_lines = structure["code_lines"]
+    if CODE_FENCE.search(instruction) or code_lines >= 3 or _has_traceback(instruction):
         scores[TaskType.CODE] += 2.0
     elif INLINE_CODE.search(instruction):
         scores[TaskType.CODE] += 1.0
     lowered = parts.ask.raw
-    if len(EQUATION.findall(lowered)) >= 2 and code_lines < 3:
+    # The ask's equations; none when the user message is only material (the ask is then empty).
+    equations = 0 if parts.material_only else structure["equations"]
+    if equations >= 2 and code_lines < 3:
         scores[TaskType.MATH] += 1.0
-    numbers, units = len(NUMBER.findall(lowered)), len(UNIT.findall(lowered))
-    if (numbers >= 2 or units >= 1) and QUANTITY_QUESTION.search(lowered):
-        scores[TaskType.MATH] += 1.2 + 0.3 * min(units, 3)
-    if len(STATEMENT.findall(ask)) >= 2:
+    # A word problem: a question about quantities with numbers to work from. The question is looked
+    # for first, as most asks lack every word it needs (FILTERED tells without a scan).
+    if FILTERED[QUANTITY_QUESTION].search(lowered, parts.ask.met):
+        units = len(UNIT.findall(lowered))
+        if units >= 1 or _matches_at_least(NUMBER, lowered, 2):
+            scores[TaskType.MATH] += 1.2 + 0.3 * min(units, 3)
+    if any(verb in ask for verb in STATEMENT_VERBS) and len(STATEMENT.findall(ask)) >= 2:
         scores[TaskType.REASONING] += 1.5
-    if len(LOGIC_CONSTRAINT.findall(lowered)) >= 3 and "?" in ask:
+    if _count(LOGIC_CONSTRAINT, parts.ask) >= 3 and "?" in ask:
         scores[TaskType.REASONING] += 1.0
     # A document in another language than the ask is most likely to be translated.
     if parts.document and parts.ask.language and parts.document.language not in (None, parts.ask.language):
@@ -1069,6 +1152,31 @@ def _task_scores(parts: _Parts, instruction: str, ask: str) -> dict[str, float]:
         scores[TaskType.SUMMARIZATION] *= NO_MATERIAL_FACTOR
         scores[TaskType.EXTRACTION] *= NO_MATERIAL_FACTOR
     return scores
+
+
+def _equations(text: str) -> int:
+    """len(EQUATION.findall(text)), without the scan (slow: it tries every position) in text with no
+    operator."""
+    if not any(char in text for char in EQUATION_CHARS):
+        return 0
+    return len(EQUATION.findall(text))
+
+
+def _count(pattern: re.Pattern, text: _Text) -> int:
+    """len(pattern.findall(text.raw)), without the scan when the text lacks what every match needs."""
+    if not FILTERED[pattern].search(text.raw, text.met):
+        return 0
+    return len(pattern.findall(text.raw))
+
+
+def _has_traceback(text: str) -> bool:
+    """TRACEBACK.search, skipped (it scans slowly) when the text lacks a string every match holds."""
+    return any(needed in text for needed in TRACEBACK_NEEDS) and bool(TRACEBACK.search(text))
+
+
+def _matches_at_least(pattern: re.Pattern, text: str, count: int) -> bool:
+    """Whether `pattern` matches `text` `count` times or more: stops looking once it has."""
+    return len(list(itertools.islice(pattern.finditer(text), count))) >= count
 
 
 def _language(text: _Text) -> str | None:
@@ -1088,13 +1196,15 @@ def _language(text: _Text) -> str | None:
 def _features(
     messages: Sequence[Mapping[str, Any]],
     instruction: str,
+    ask_text: _Text,
     ask: str,
     document: str,
     user_turns: list,
     tools: Sequence[Mapping[str, Any]] | None,
+    structure: dict[str, int],
 ) -> dict[str, Any]:
     total_chars = sum(len(message_text(m)) for m in messages)
-    lowered = ask.lower()
+    lowered = ask_text.raw
     return {
         "instruction_words": _words(instruction),
         "ask_words": _words(ask),
@@ -1102,11 +1212,11 @@ def _features(
         "total_chars": total_chars,
         "turns": len(user_turns),
         "code_blocks": len(CODE_FENCE.findall(instruction)) // 2,
-        "code_lines": len(CODE_LINE.findall(instruction)),
-        "equations": len(EQUATION.findall(lowered)),
+        "code_lines": structure["code_lines"],
+        "equations": structure["equations"],
         "steps": len(NUMBERED_STEP.findall(lowered)),
-        "constraints": len(CONSTRAINT.findall(lowered)),
-        "demanding_terms": len(DEMANDING.findall(lowered)),
+        "constraints": _count(CONSTRAINT, ask_text),
+        "demanding_terms": _count(DEMANDING, ask_text),
         "questions": ask.count("?"),
         "sentences": len(SENTENCE_END.findall(ask.strip())) + 1 if ask.strip() else 0,
         "list_items": ask.count(",") + ask.count(";"),

@@ -41,6 +41,13 @@ QUALITY_FLOOR = 40
 # is about the gap between a frontier model and a small one in the catalog, so sustained evidence can
 # move a model one tier, never more.
 HISTORY_QUALITY_SPAN = 20
+# Quality points per unit of learned per-request advantage (selection.learning.estimates: predicted
+# P(success) for this request minus the model's usual rate, relative to the best configured learned
+# model): a request the cheap model is 10 points likelier than usual to fail (relative to the strong
+# one) costs it LEARNED_QUALITY_SPAN / 10 points. Large, because it must outweigh the per-task-type
+# complexity requirement to tell a hard question from an easy one of the same shape; tuned by
+# cross-fit in analytics.routing (docs/routing.md).
+LEARNED_QUALITY_SPAN = 300
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,8 @@ class Scored:
     score: float
     meets_requirement: bool  # judged on effective_quality
     effective_quality: int = 0  # configured quality moved by reported outcomes (effective_quality())
+    learned_shift: int = 0  # quality points the learned per-request estimate moved it (0: not used)
+    learned: float | None = None  # learned P(success) for this request minus its usual rate
 
     @property
     def id(self) -> str:
@@ -165,11 +174,34 @@ def task_fit(quality: int, mean_quality: float) -> float:
     return min(max(0.5 + (quality - mean_quality) / 40, 0.0), 1.0)
 
 
-def effective_quality(quality: int, history: float | None) -> int:
+def learned_shifts(
+    eligible: Sequence[Candidate], task_type: str, learned: Mapping[str, float]
+) -> dict[str, int]:
+    """Quality points each eligible model with a learned estimate moves for this request.
+
+    The estimate is the model's predicted success on this request minus its usual rate. With two or
+    more such models, each is judged against the one with the highest configured quality (the
+    reference, shift 0): what counts is how much more than usual the cheap model is expected to
+    fall behind the strong one on this very prompt (its usual gap is in the configured scores)."""
+    known = [c for c in eligible if c.id in learned]
+    if not known:
+        return {}
+    reference = 0.0
+    if len(known) > 1:
+        top = max(known, key=lambda c: (c.model.quality_for(task_type), c.id))
+        reference = learned[top.id]
+    return {c.id: round(LEARNED_QUALITY_SPAN * (learned[c.id] - reference)) for c in known}
+
+
+def effective_quality(quality: int, history: float | None, learned_shift: int | None = None) -> int:
     """The configured quality for the task type moved by reported outcomes: configured +
     HISTORY_QUALITY_SPAN x (history - 0.5), rounded. The history score is already shrunk towards 0.5
     by sample count (a few outcomes barely move it) and lies in 0..1, so the shift is bounded by
-    +-HISTORY_QUALITY_SPAN / 2 points; neutral or absent history leaves the configured score."""
+    +-HISTORY_QUALITY_SPAN / 2 points; neutral or absent history leaves the configured score.
+    A learned per-request shift (`learned_shifts`), when there is one, replaces the per-task-type
+    history: it is the finer estimate from the same outcomes."""
+    if learned_shift is not None:
+        return quality + learned_shift
     if history is None:
         return quality
     bounded = min(max(history, 0.0), 1.0)
@@ -243,12 +275,14 @@ def rank(
     constraints: Constraints,
     request_tokens: int,
     history: Mapping[str, float] | None = None,
+    learned: Mapping[str, float] | None = None,
 ) -> Ranking:
     """Filter, score and order the candidates; `chosen` is the first of `ranked`.
 
     The quality requirement selects the models that may be chosen, judged on effective quality
-    (configured, moved by `history`); if none meets it, the best effective quality eligible model is
-    chosen (and the ranking says the requirement was not met)."""
+    (configured, moved by `history`, or for models with a learned per-request estimate in `learned`
+    by that instead: `learned_shifts`); if none meets it, the best effective quality eligible model
+    is chosen (and the ranking says the requirement was not met)."""
     history = history or {}
     rejections: list[Rejection] = []
     eligible: list[Candidate] = []
@@ -258,13 +292,21 @@ def rank(
             eligible.append(candidate)
         else:
             rejections.append(rejection)
+    shifts = learned_shifts(eligible, task_type, learned) if learned else {}
     if requirement == QualityLevel.MAX:
         requirement = max(
-            (effective_quality(c.model.quality_for(task_type), history.get(c.id)) for c in eligible),
+            (
+                effective_quality(c.model.quality_for(task_type), history.get(c.id), shifts.get(c.id))
+                for c in eligible
+            ),
             default=100,
         )
     weights = weights_for(strategy, budget_factor)
-    scored = [_score(c, task_type, requirement, weights, request_tokens, history) for c in eligible]
+    scored = [_score(c, task_type, requirement, weights, request_tokens, history, shifts) for c in eligible]
+    if shifts:
+        for s in scored:
+            if s.id in shifts:
+                s.learned = learned[s.id]
     qualifying = [s for s in scored if s.meets_requirement]
     if qualifying:
         order = _strategy_order(strategy)
@@ -290,11 +332,13 @@ def _score(
     weights: dict[str, float],
     request_tokens: int,
     history: Mapping[str, float],
+    shifts: Mapping[str, int],
 ) -> Scored:
     model = candidate.model
     quality = model.quality_for(task_type)
     observed = history.get(model.id)
-    effective = effective_quality(quality, observed)
+    shift = shifts.get(model.id)
+    effective = effective_quality(quality, observed, shift)
     # The quality component stays on the configured score: history already has its own weight.
     components = {
         "cost": cost_score(candidate.cost, request_tokens),
@@ -315,6 +359,7 @@ def _score(
         score=score,
         meets_requirement=effective >= requirement,
         effective_quality=effective,
+        learned_shift=shift or 0,
     )
 
 

@@ -109,3 +109,38 @@ class Decision(models.Model):
         if self.requested_model_cost is None or self.estimated_cost is None:
             return None
         return self.requested_model_cost - self.estimated_cost
+
+
+class LearnedOutcomeModel(models.Model):
+    """One model's learned P(success | request text) for one organization (selection.learning),
+    trained from reported outcomes by the periodic `learn_from_outcomes` task. Admission reads it
+    through an in-process cache keyed by the organization's `OutcomeLearningState.version`."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=200, help_text="The registry model id the outcomes were for.")
+    weights = models.BinaryField(help_text="selection.learning.OutcomeModel.to_bytes().")
+    samples = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "model"], name="learned_outcome_unique_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}/{self.model}: {self.samples} outcomes"
+
+
+class OutcomeLearningState(models.Model):
+    """How far an organization's outcome models have learned: the ledger row (UsageRecord id) up to
+    which outcomes are learned, and a version bumped whenever the weights change. The row is locked
+    while training, so concurrent runs never learn one outcome twice."""
+
+    organization = models.OneToOneField(Organization, on_delete=models.CASCADE, related_name="+")
+    watermark = models.BigIntegerField(default=0, help_text="Highest UsageRecord id learned from.")
+    version = models.PositiveIntegerField(default=0)
+    learned = models.PositiveIntegerField(default=0, help_text="Outcomes learned in total.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.organization_id}: v{self.version} up to usage {self.watermark}"

@@ -17,7 +17,7 @@ from models_registry.choices import TaskType
 from models_registry.pricing import request_cost
 from models_registry.tokens import count_message_tokens_per_tokenizer
 from selection.analysis import RequestAnalysis, analyze_request
-from selection.engine import Candidate, Constraints, PriceLine, quality_requirement, rank
+from selection.engine import Candidate, Constraints, PriceLine, Ranking, quality_requirement, rank
 from selection.estimates import DEFAULT_OUTPUT_TOKENS
 from selection.snapshot import ModelSnapshot
 
@@ -121,10 +121,30 @@ def decide(
     strategy: str | None = None,
     history: Mapping[str, Mapping[str, float]] | None = None,
     premium_line: PriceLine | None = None,
+    learned: Mapping[str, float] | None = None,
 ) -> str:
     """The model `admit()` would pick for this prompt (no budget pressure, no rules): its id."""
+    ranking = decide_ranking(
+        item, models, strategy=strategy, history=history, premium_line=premium_line, learned=learned
+    )
+    if ranking.chosen is None:
+        raise RuntimeError("no eligible model in the two-model registry")
+    return ranking.chosen.id
+
+
+def decide_ranking(
+    item: Prepared,
+    models: Sequence[ModelSnapshot],
+    *,
+    strategy: str | None = None,
+    history: Mapping[str, Mapping[str, float]] | None = None,
+    premium_line: PriceLine | None = None,
+    learned: Mapping[str, float] | None = None,
+) -> Ranking:
+    """`engine.rank` as `admit()` calls it for an "auto" request, with the learned per-request
+    estimates (`selection.learning.estimates`) when given."""
     analysis = item.analysis
-    ranking = rank(
+    return rank(
         priced(item, models),
         task_type=analysis.task_type,
         requirement=quality_requirement(None, analysis.complexity),
@@ -136,10 +156,8 @@ def decide(
         ),
         request_tokens=item.input_tokens + item.output_tokens,
         history=(history or {}).get(analysis.task_type, {}),
+        learned=learned,
     )
-    if ranking.chosen is None:
-        raise RuntimeError("no eligible model in the two-model registry")
-    return ranking.chosen.id
 
 
 def default_premium_line() -> PriceLine:

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 from selection.engine import HISTORY_QUALITY_SPAN
+from selection.learning import MIN_SAMPLES
 
 ROUTERS = ("product", "length", "random", "oracle")
 
@@ -61,6 +62,7 @@ def table(results: Sequence[dict]) -> str:
                     f"{_interval(rows['strong_share'])} | {_interval(rows['quality_vs_strong'])} | "
                     f"{_interval(rows['cost_vs_strong'])} |"
                 )
+    lines += learned_table(results)
     lines += [
         "",
         "| benchmark | prompts | weak | strong | product as configured (strong share) "
@@ -88,6 +90,43 @@ def table(results: Sequence[dict]) -> str:
             f"{_targets_text(result)} | {_met_text(result)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _ci(found: dict | None, scale: float = 1, digits: int = 3) -> str:
+    if not found:
+        return "n/a"
+    mean, low, high = (found[key] * scale for key in ("mean", "low", "high"))
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def learned_table(results: Sequence[dict]) -> list[str]:
+    """The learned router (selection.learning): cross-fit (learn from one half as production would,
+    route the other) and online (learn as it goes), mean [95% interval] over 2 x seeds folds."""
+    rows = [r for r in results if r.get("learned")]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Learned router (per-prompt outcome models, `selection/learning.py`), trained only from the outcome "
+        "of the model the product chose (exploration included); mean [95% interval]:",
+        "",
+        "| benchmark | mode | seeds | APGR | CPT(50%) | CPT(80%) | strong share at 97% | below random by | "
+        "weak outcomes learned | rank agreement |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in rows:
+        for mode in ("crossfit", "online"):
+            found = result["learned"][mode]
+            weak = found.get("weak_share_learned")
+            agreement = found.get("rank_agreement")
+            lines.append(
+                f"| {result['benchmark']} | {mode} | {found['seeds']} | {_ci(found['apgr'])} | "
+                f"{_ci(found['cpt50'], 100, 1)} | {_ci(found['cpt80'], 100, 1)} | "
+                f"{_ci(found['at97_strong_share'], 100, 1)} | {_ci(found['below_random'])} | "
+                f"{_ci(weak, 100, 1) + '% of prompts' if weak else 'n/a'} | "
+                f"{f'{agreement:.1%}' if agreement is not None else 'n/a'} |"
+            )
+    return lines
 
 
 def target_gaps(result: dict) -> dict[str, float]:
@@ -197,6 +236,17 @@ def docs_page(results: Sequence[dict], image: Path) -> str:
         "chosen model's outcome reported back (success/failure, or a 1-5 rating from the judge score) and\n"
         "scored by `selection.selectors.history_score`, which moves each model's effective quality for\n"
         "the requirement check per task type; measured after a 20% warm-up, 20 seeds.\n\n"
+        "Learned router (`selection/learning.py`, the code admission runs): a logistic model per LLM\n"
+        "predicting P(success | prompt text) from hashed word unigrams and bigrams, updated from each\n"
+        "reported outcome of that LLM. `engine.rank` moves the cheaper model's effective quality by\n"
+        "LEARNED_QUALITY_SPAN x (its predicted success minus its usual rate, relative to the strong\n"
+        "model's), so prompts it is expected to fail go to the strong model. Cross-fit: the models learn\n"
+        "from one half, replayed in random order through the product's policy at its configured setting\n"
+        "with exploration (COSTSWITCH_EXPLORATION_RATE), only the chosen model's outcome reported; they\n"
+        "then route the other half over the whole knob range; 2 folds x the seeds shown. Online: all\n"
+        "prompts in random order, weights refreshed every 100 outcomes (the periodic task's cadence),\n"
+        "measured after the 20% warm-up. Rank agreement: the share of sampled prompts x settings where\n"
+        "the curve's per-prompt threshold says what `engine.rank` itself decides.\n\n"
         f"![PGR curves]({image.as_posix()})\n\n" + table(results) + _findings(results)
     )
 
@@ -230,6 +280,33 @@ def _findings(results: Sequence[dict]) -> str:
             "it routes to, and the weak model is mostly tried on the prompts judged easy, so its observed "
             "success rate is flattering; the shift is per task type, not per prompt, so it rebalances "
             "thresholds between detected task types rather than telling hard prompts from easy ones."
+        )
+    for result in results:
+        found = (result.get("learned") or {}).get("crossfit")
+        if not found or not found.get("apgr"):
+            continue
+        target = result.get("targets", {}).get("apgr")
+        apgr = found["apgr"]
+        verdict = (
+            f"target {target:.2f} {'met' if apgr['low'] >= target else 'missed'} "
+            f"(by {target - apgr['mean']:+.3f} on the mean)"
+            if target is not None
+            else ""
+        )
+        fitting = result["prompts"] // 2
+        starved = (
+            f" With {fitting} prompts in a fitting half, neither model reaches the {MIN_SAMPLES} outcomes "
+            "the product needs before it uses a learned estimate, so this is the product's curve unchanged."
+            if fitting < MIN_SAMPLES
+            else ""
+        )
+        lines.append(
+            f"- Learned router, {result['benchmark']}: cross-fit APGR {_ci(apgr)}, {verdict}; "
+            f"the weak model's outcome was reported for {_ci(found.get('weak_share_learned'), 100, 1)}% "
+            "of the fitting half (only the chosen model's outcome is reported: the configured policy "
+            "starts with most prompts on the strong model, exploration tries the cheaper model where it "
+            "nearly meets the requirement, and the learned estimate then sends it the prompts it "
+            f"expects to pass).{starved}"
         )
     lines.append(
         "- The complexity score reads the shape of a prompt (length, requirements, demanding terms), "

@@ -13,6 +13,7 @@ from selection.admission import AdmissionRequest
 from selection.choices import Priority, QualityLevel, Strategy
 from selection.estimates import ChatRequest, EstimateResult
 from selection.models import Decision
+from selection.outcome_learning import FEATURES_KEY
 
 MESSAGE_ROLES = ["system", "developer", "user", "assistant", "tool", "function"]
 # OpenAI chat parameters that do not change the cost estimate: accepted and ignored, so a service
@@ -391,7 +392,9 @@ def explanation_body(decision: Decision) -> dict:
             {**f, "estimated_cost": _decimal(f["estimated_cost"])} for f in decision.fallback_chain
         ],
         "alternatives": alternatives(decision),
-        "analysis": decision.analysis,
+        # The hashed words of the prompt are for learning only: unkeyed hashes can be reversed
+        # with a dictionary, so they would reveal the prompt's words to anyone who reads decisions.
+        "analysis": {k: v for k, v in decision.analysis.items() if k != FEATURES_KEY},
         "budget": _budget_numbers(decision.budget),
         "latency_ms": decision.latency_us / 1000,
     }

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from analytics.routing import report
 from analytics.routing.data import BENCHMARKS, DEFAULT_DATA_DIR, RoutingDataMissing, load
-from analytics.routing.evaluate import SEEDS, evaluate
+from analytics.routing.evaluate import LEARNED_SEEDS, SEEDS, evaluate
 
 
 class Command(BaseCommand):
@@ -20,9 +20,15 @@ class Command(BaseCommand):
         parser.add_argument("--docs", default="", help="Also rewrite this page (docs/routing.md).")
         parser.add_argument("--seeds", type=int, default=SEEDS)
         parser.add_argument("--no-online", action="store_true", help="Skip the online-learning replay.")
+        parser.add_argument(
+            "--learned-seeds",
+            type=int,
+            default=LEARNED_SEEDS,
+            help="Seeds for the learned router's cross-fit and online replays (0 skips them).",
+        )
         parser.add_argument("--limit", type=int, default=0, help="Only the first N prompts per benchmark.")
 
-    def handle(self, *, data, benchmark, out, docs, seeds, no_online, limit, **options):
+    def handle(self, *, data, benchmark, out, docs, seeds, no_online, limit, learned_seeds, **options):
         names = BENCHMARKS if benchmark == "all" else (benchmark,)
         try:
             datasets = {name: load(data, name) for name in names}
@@ -35,6 +41,7 @@ class Command(BaseCommand):
                 items[:limit] if limit else items,
                 seeds=seeds,
                 online=not no_online,
+                learned_seeds=learned_seeds,
                 progress=lambda message: self.stderr.write(message),
             )
             results.append(result)

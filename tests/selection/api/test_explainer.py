@@ -15,6 +15,7 @@ from budgets.models import BudgetPeriod, Reservation
 from budgets.principals import principal_for_api_key
 from budgets.services.ledger import UsageReport, usage_record_many
 from selection.models import Decision
+from selection.outcome_learning import FEATURES_KEY
 from selection.services import rule_set_publish
 from tests.budgets.factories import make_api_key, team_budget
 from tests.conftest import client_for, client_with_key
@@ -110,6 +111,9 @@ def test_one_decision_is_explained_in_full(world, ladder, key_client, alpha_budg
     assert (analysis["taskType"], analysis["complexity"]) == (body["taskType"], body["complexity"])
     assert analysis["requiredCapabilities"] == ["tools"]
     assert analysis["features"]["tools"] == 1
+    # Stored for learning from outcomes, never shown: hashed words can be read back with a dictionary.
+    assert FEATURES_KEY in Decision.objects.get(pk=body["decisionId"]).analysis
+    assert "textFeatures" not in analysis
 
     budget = body["budget"]
     assert budget["drivingBudgetId"] == alpha_budget.pk

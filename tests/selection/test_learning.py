@@ -1,0 +1,192 @@
+"""selection.learning: hashed text features and the per-model online logistic model, pure."""
+
+import random
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import pytest
+
+from selection import learning
+from selection.choices import Strategy
+from selection.engine import LEARNED_QUALITY_SPAN, Candidate, Constraints, learned_shifts, rank
+from selection.snapshot import ModelSnapshot
+
+EASY = ["poem", "haiku", "limerick", "sonnet", "rhyme", "verse", "song", "ballad"]
+HARD = ["tax", "statute", "liability", "clause", "jurisdiction", "tort", "indemnity", "appeal"]
+FILLER = ["please", "write", "about", "the", "a", "short", "one", "for", "my", "friend", "today"]
+
+
+def _prompt(rng: random.Random, topic: list[str]) -> str:
+    words = rng.sample(FILLER, 5) + rng.sample(topic, 2)
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+def _synthetic(seed: int, n: int) -> list[tuple[list[int], float]]:
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        hard = rng.random() < 0.5
+        rows.append((learning.features(_prompt(rng, HARD if hard else EASY)), 0.0 if hard else 1.0))
+    return rows
+
+
+def test_the_model_learns_a_separable_signal_and_ranks_unseen_prompts():
+    model = learning.OutcomeModel()
+    for buckets, target in _synthetic(1, 400):
+        model.update(buckets, target)
+
+    held_out = _synthetic(2, 200)
+    easy = [model.predict(b) for b, t in held_out if t == 1.0]
+    hard = [model.predict(b) for b, t in held_out if t == 0.0]
+    # Every unseen easy prompt ranks above every unseen hard one, by a wide margin.
+    assert min(easy) > 0.75 and max(hard) < 0.4
+    assert model.samples == 400 and 0.4 < model.baseline < 0.6
+
+
+def test_an_untrained_model_predicts_even_odds_and_bias_follows_the_base_rate():
+    model = learning.OutcomeModel()
+    assert model.predict(learning.features("anything at all")) == pytest.approx(0.5)
+    for _ in range(200):
+        model.update([], 1.0)
+    assert model.predict([]) > 0.9
+
+
+def test_serialisation_round_trips_exactly():
+    model = learning.OutcomeModel()
+    for buckets, target in _synthetic(3, 100):
+        model.update(buckets, target)
+
+    restored = learning.OutcomeModel.from_bytes(model.to_bytes())
+
+    assert (restored.samples, restored.successes, restored.bias) == (
+        model.samples,
+        model.successes,
+        model.bias,
+    )
+    for buckets, _ in _synthetic(4, 20):
+        assert restored.predict(buckets) == model.predict(buckets)
+    assert len(model.to_bytes()) < 100_000  # sparse weights compress
+
+
+def test_garbage_is_not_read_as_a_model():
+    with pytest.raises(ValueError):
+        learning.OutcomeModel.from_bytes(b"XXXXX" + bytes(40))
+
+
+def test_hashing_is_deterministic_across_processes():
+    text = "Which clause of the statute governs tort liability?"
+    code = f"from selection.learning import features; print(features({text!r}))"
+    # A fresh interpreter has a different hash() salt: the features must not change.
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert other.stdout.strip() == str(learning.features(text))
+    assert learning.features(text) == sorted(set(learning.features(text)))
+    assert learning.features("Tort LIABILITY") == learning.features("tort liability")
+
+
+def test_the_request_text_is_the_user_turns_only():
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "an answer"},
+        {"role": "user", "content": [{"type": "text", "text": "second"}, {"type": "image_url"}]},
+    ]
+    assert learning.request_text(messages) == "first question\nsecond"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "rating", "target"),
+    [
+        ("success", None, 1.0),
+        ("failure", None, 0.0),
+        ("", 5, 1.0),
+        ("", 1, 0.0),
+        ("success", 3, 0.75),
+        ("", None, None),
+    ],
+)
+def test_reported_outcomes_become_targets(outcome, rating, target):
+    assert learning.target_for(outcome, rating) == target
+
+
+def test_estimates_need_enough_outcomes():
+    trained, fresh = learning.OutcomeModel(), learning.OutcomeModel()
+    for buckets, target in _synthetic(5, learning.MIN_SAMPLES):
+        trained.update(buckets, target)
+    found = learning.estimates({"a": trained, "b": fresh}, learning.features("a tax statute"))
+    assert set(found) == {"a"} and found["a"] < -0.1
+
+
+def test_exploration_draw_is_fixed_by_the_request_id_and_uniform_enough():
+    assert learning.exploration_draw("req-1") == learning.exploration_draw("req-1")
+    draws = [learning.exploration_draw(f"req-{i}") for i in range(4000)]
+    assert 0.03 < sum(d < 0.05 for d in draws) / len(draws) < 0.07
+
+
+def test_prediction_is_fast():
+    model = learning.OutcomeModel()
+    buckets = learning.features(" ".join(f"word{i}" for i in range(60)))
+    started = time.perf_counter()
+    for _ in range(2000):
+        model.predict(buckets)
+    assert (time.perf_counter() - started) / 2000 < 50e-6
+
+
+# --- the engine: a learned estimate moves effective quality per request ---------------------------
+
+
+def _candidate(model_id: str, quality: int, price: str) -> Candidate:
+    model = ModelSnapshot(
+        id=model_id,
+        provider=model_id,
+        provider_status="active",
+        tokenizer="o200k_base",
+        context_window=128_000,
+        max_output_tokens=4_000,
+        input_price_per_million=Decimal(price),
+        output_price_per_million=Decimal(price),
+        cached_input_price_per_million=None,
+        capabilities=frozenset(),
+        quality={"chat": quality},
+        mean_quality=float(quality),
+        typical_latency_ms=None,
+        is_active=True,
+        fallbacks=(),
+    )
+    return Candidate(model, 1000, 1000, Decimal(price) * 2000 / 1_000_000)
+
+
+def _rank(learned: dict[str, float] | None):
+    return rank(
+        [_candidate("strong", 90, "24.7"), _candidate("cheap", 75, "0.24")],
+        task_type="chat",
+        requirement=70,
+        strategy=Strategy.BALANCED,
+        budget_factor=0.0,
+        constraints=Constraints(),
+        request_tokens=2000,
+        learned=learned,
+    )
+
+
+def test_a_prompt_the_cheap_model_is_predicted_to_fail_goes_to_the_strong_one():
+    assert _rank(None).chosen.id == "cheap"
+    ranking = _rank({"strong": 0.0, "cheap": -0.1})
+    assert ranking.chosen.id == "strong"
+    cheap = next(s for s in ranking.ranked if s.id == "cheap")
+    assert cheap.learned_shift == round(-0.1 * LEARNED_QUALITY_SPAN)
+    assert cheap.effective_quality == 75 + cheap.learned_shift and cheap.learned == -0.1
+
+
+def test_the_shift_is_relative_to_the_strongest_learned_model():
+    both_hard = learned_shifts(
+        [_candidate("strong", 90, "24.7"), _candidate("cheap", 75, "0.24")],
+        "chat",
+        {"strong": -0.2, "cheap": -0.2},
+    )
+    assert both_hard == {"strong": 0, "cheap": 0}
+    alone = learned_shifts([_candidate("cheap", 75, "0.24")], "chat", {"cheap": 0.01})
+    assert alone == {"cheap": round(0.01 * LEARNED_QUALITY_SPAN)}
+    assert _rank({"strong": -0.2, "cheap": -0.2}).chosen.id == "cheap"
