@@ -432,9 +432,9 @@ def _is_transaction(sql: str) -> bool:
 def _locks_periods(sql: str) -> bool:
     """A row-locking read of budget periods (FOR UPDATE or FOR NO KEY UPDATE, with or without OF)."""
     return (
-        sql.startswith("SELECT")
-        and '"budgets_budgetperiod"' in sql
-        and re.search(r" FOR (NO KEY )?UPDATE", sql)
+        sql.lstrip().startswith("SELECT")
+        and "budgets_budgetperiod" in sql
+        and re.search(r"\sFOR (NO KEY )?UPDATE", sql)
     )
 
 

@@ -126,6 +126,10 @@ _LOCK_BY_ID_SQL = _LOCK_SQL.format(
     rows="""period.id = ANY(%(ids)s) AND (%(moment)s::timestamptz IS NULL
         OR (period.starts_at <= %(moment)s AND period.ends_at > %(moment)s))"""
 )
+_LOCK_IN_FORCE_SQL = _LOCK_SQL.format(
+    rows="""period.budget_id = ANY(%(budgets)s)
+        AND period.starts_at <= %(moment)s AND period.ends_at > %(moment)s"""
+)
 _LOCK_HELD_SQL = _LOCK_SQL.format(
     rows=f"""period.id IN (
         SELECT period_id FROM {ReservationHold._meta.db_table} WHERE reservation_id = %(id)s)"""
@@ -145,6 +149,15 @@ def _lock_periods(
         periods = BudgetPeriod.objects.filter(pk__in=ids)
         return _locked(periods.filter(_in_force(in_force_at)) if in_force_at else periods)
     locked = BudgetPeriod.objects.raw(_LOCK_BY_ID_SQL, {"ids": ids, "moment": in_force_at})
+    return {period.pk: period for period in locked}
+
+
+def _lock_in_force(budgets: list[Budget], moment: datetime) -> dict[int, BudgetPeriod]:
+    """Lock the budgets' periods in force at `moment`."""
+    if not _on_postgresql():
+        return _locked(BudgetPeriod.objects.filter(_in_force(moment), budget__in=budgets))
+    ids = sorted(budget.pk for budget in budgets)
+    locked = BudgetPeriod.objects.raw(_LOCK_IN_FORCE_SQL, {"budgets": ids, "moment": moment})
     return {period.pk: period for period in locked}
 
 
@@ -198,8 +211,8 @@ def _lock_chain_periods(budgets: list[Budget], moment: datetime) -> dict[int, Bu
     else:
         locked = {}
     if {period.budget_id for period in locked.values()} != set(by_id):
-        # A period was replaced since it was read (an edit of the budget's period): lock afresh.
-        locked = _locked(BudgetPeriod.objects.filter(_in_force(moment), budget__in=budgets))
+        # Not read with the budgets, or replaced since (an edit of the budget's period).
+        locked = _lock_in_force(budgets, moment)
     for period in locked.values():
         period.budget = by_id[period.budget_id]
     return locked

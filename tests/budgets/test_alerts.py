@@ -144,7 +144,7 @@ def test_a_request_that_crosses_nothing_reads_no_thresholds_and_writes_no_alert(
     # The next threshold rides along in the period lock (a subquery); nothing else reads thresholds.
     assert not [s for s in sql if s.lstrip().startswith('SELECT "budgets_threshold"')], sql
     assert not [s for s in sql if "budgets_alert" in s], sql
-    assert sum('"budgets_threshold"' in s for s in sql) == 1
+    assert sum("budgets_threshold" in s for s in sql) == 1
 
 
 def test_the_sweep_raises_thresholds_the_ledger_could_not_see_once(
