@@ -20,6 +20,32 @@ def quality(score: int, **overrides) -> dict:
     return {**dict.fromkeys(TASKS, score), **overrides}
 
 
+def engine_candidate(model_id: str, quality: int, price: str, *, task: str = "chat", tokens: int = 1000):
+    """A candidate for `selection.engine.rank` without the database: one task type's score, the
+    same price in and out, `tokens` of each."""
+    from selection.engine import Candidate
+    from selection.snapshot import ModelSnapshot
+
+    model = ModelSnapshot(
+        id=model_id,
+        provider=model_id,
+        provider_status="active",
+        tokenizer="o200k_base",
+        context_window=128_000,
+        max_output_tokens=4_000,
+        input_price_per_million=Decimal(price),
+        output_price_per_million=Decimal(price),
+        cached_input_price_per_million=None,
+        capabilities=frozenset(),
+        quality={task: quality},
+        mean_quality=float(quality),
+        typical_latency_ms=None,
+        is_active=True,
+        fallbacks=(),
+    )
+    return Candidate(model, tokens, tokens, Decimal(price) * 2 * tokens / 1_000_000)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Registry snapshots, rule versions and history live in the cache; every test starts clean."""

@@ -1,39 +1,20 @@
 """Reported outcomes move a model's effective quality for the requirement check (selection/engine.py
 `effective_quality`), through the same `history_score` production computes from outcome counts."""
 
-from decimal import Decimal
-
 import pytest
 
 from budgets.selectors import OutcomeStats
 from selection.choices import Strategy
 from selection.engine import HISTORY_QUALITY_SPAN, Candidate, Constraints, effective_quality, rank
 from selection.selectors import history_score
-from selection.snapshot import ModelSnapshot
+from tests.selection.conftest import engine_candidate
 
 TASK = "math"
 TOKENS = 1_000
 
 
 def _model(model_id: str, quality: int, price: str) -> Candidate:
-    model = ModelSnapshot(
-        id=model_id,
-        provider=model_id,
-        provider_status="active",
-        tokenizer="o200k_base",
-        context_window=128_000,
-        max_output_tokens=4_000,
-        input_price_per_million=Decimal(price),
-        output_price_per_million=Decimal(price),
-        cached_input_price_per_million=None,
-        capabilities=frozenset(),
-        quality={TASK: quality},
-        mean_quality=float(quality),
-        typical_latency_ms=None,
-        is_active=True,
-        fallbacks=(),
-    )
-    return Candidate(model, TOKENS, TOKENS, Decimal(price) * 2 * TOKENS / 1_000_000)
+    return engine_candidate(model_id, quality, price, task=TASK, tokens=TOKENS)
 
 
 def _choose(history: dict[str, float], requirement: int = 70) -> str:

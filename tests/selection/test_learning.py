@@ -4,14 +4,13 @@ import random
 import subprocess
 import sys
 import time
-from decimal import Decimal
 
 import pytest
 
 from selection import learning
 from selection.choices import Strategy
 from selection.engine import LEARNED_QUALITY_SPAN, Candidate, Constraints, learned_shifts, rank
-from selection.snapshot import ModelSnapshot
+from tests.selection.conftest import engine_candidate
 
 EASY = ["poem", "haiku", "limerick", "sonnet", "rhyme", "verse", "song", "ballad"]
 HARD = ["tax", "statute", "liability", "clause", "jurisdiction", "tort", "indemnity", "appeal"]
@@ -138,24 +137,7 @@ def test_prediction_is_fast():
 
 
 def _candidate(model_id: str, quality: int, price: str) -> Candidate:
-    model = ModelSnapshot(
-        id=model_id,
-        provider=model_id,
-        provider_status="active",
-        tokenizer="o200k_base",
-        context_window=128_000,
-        max_output_tokens=4_000,
-        input_price_per_million=Decimal(price),
-        output_price_per_million=Decimal(price),
-        cached_input_price_per_million=None,
-        capabilities=frozenset(),
-        quality={"chat": quality},
-        mean_quality=float(quality),
-        typical_latency_ms=None,
-        is_active=True,
-        fallbacks=(),
-    )
-    return Candidate(model, 1000, 1000, Decimal(price) * 2000 / 1_000_000)
+    return engine_candidate(model_id, quality, price)
 
 
 def _rank(learned: dict[str, float] | None):
