@@ -64,6 +64,13 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 control_socket_disable = True
 
 
+def post_worker_init(worker) -> None:
+    """Load encodings and views before the worker takes its first request (costswitch/warmup.py)."""
+    from costswitch.warmup import warm_up
+
+    warm_up()
+
+
 class JsonAccessLogger(Logger):
     """gunicorn's access log as one JSON object a line, with the worker pid that served the request."""
 

@@ -78,6 +78,12 @@ def _encoding(name: str) -> tiktoken.Encoding:
     return tiktoken.get_encoding(name)
 
 
+def load_encodings() -> None:
+    """Load every encoding counting can use, so no request waits for one (`costswitch.warmup`)."""
+    for name in sorted(EXACT):
+        _encoding(name)
+
+
 def _resolve(tokenizer: str) -> Approximation:
     if tokenizer in EXACT:
         return Approximation(str(tokenizer), Decimal(1))
