@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from .errors import ConnectionFailed, CostSwitchError, RateLimited, error_class
-from .results import Prices
+from .results import Prices, Selection, UsageRecord
 
 API = "/api/v1"
 MILLION = Decimal(1_000_000)
@@ -396,3 +396,52 @@ class CallState:
             "provider": provider,
             "outcome": outcome,
         }
+
+    def settle_details(self) -> dict[str, Any]:
+        """The reported usage as a settle body: the model really called (the selected one unless the
+        body named another), with the selection's provider when it is the selected model."""
+        selection = self.selection
+        model = self.report["model"] or selection.selected_model
+        details = {**self.report, "model": model}
+        if details["provider"] is None and model == selection.selected_model:
+            details["provider"] = selection.provider
+        return details
+
+    def not_reported(self) -> CostSwitchError:
+        return CostSwitchError(
+            "The call block ended without call.usage(...): its hold was released and nothing was "
+            "charged. Report the usage, or raise to mark the call as not made.",
+            code="usage_not_reported",
+            request_id=self.select.request_id,
+        )
+
+
+class CallBlock:
+    """What `Call` and `AsyncCall` share: the selection made on entering the block and the usage its
+    body reports. Only entering and leaving the block differ (blocking or awaited)."""
+
+    _state: CallState
+
+    @property
+    def selection(self) -> Selection:
+        return self._state.selection
+
+    @property
+    def model(self) -> str:
+        return self._state.selection.selected_model
+
+    @property
+    def provider(self) -> str | None:
+        return self._state.selection.provider
+
+    @property
+    def request_id(self) -> str:
+        return self._state.select.request_id
+
+    @property
+    def record(self) -> UsageRecord | None:
+        """The ledger row written when the block settled."""
+        return self._state.settled
+
+    def usage(self, **usage: Any) -> None:
+        self._state.usage(**usage)

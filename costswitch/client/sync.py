@@ -189,36 +189,12 @@ class CostSwitch:
             attempt += 1
 
 
-class Call:
+class Call(_core.CallBlock):
     """One select -> LLM call -> settle round trip (see `CostSwitch.call`)."""
 
     def __init__(self, client: CostSwitch, select: _core.Prepared):
         self._client = client
         self._state = _core.CallState(select=select)
-
-    @property
-    def selection(self) -> Selection:
-        return self._state.selection
-
-    @property
-    def model(self) -> str:
-        return self._state.selection.selected_model
-
-    @property
-    def provider(self) -> str | None:
-        return self._state.selection.provider
-
-    @property
-    def request_id(self) -> str:
-        return self._state.select.request_id
-
-    @property
-    def record(self) -> UsageRecord | None:
-        """The ledger row written when the block settled."""
-        return self._state.settled
-
-    def usage(self, **usage: Any) -> None:
-        self._state.usage(**usage)
 
     def __enter__(self) -> Call:
         self._state.selection = Selection.from_json(self._client._send(self._state.select))
@@ -233,7 +209,7 @@ class Call:
             return
         try:
             if state.report is not None:  # the call happened (and cost money), whatever came after
-                state.settled = self._settle(reservation_id, state.report)
+                state.settled = self._settle(reservation_id)
             else:
                 state.released = self._client.release(reservation_id)
         except CostSwitchError:
@@ -242,19 +218,10 @@ class Call:
             # Never hide the block's own error; an unfinished hold expires on its own.
             logger.exception("costswitch: could not finish reservation %s", reservation_id)
         if exc is None and state.report is None:
-            raise CostSwitchError(
-                "The call block ended without call.usage(...): its hold was released and nothing was "
-                "charged. Report the usage, or raise to mark the call as not made.",
-                code="usage_not_reported",
-                request_id=self.request_id,
-            )
+            raise state.not_reported()
 
-    def _settle(self, reservation_id: int, report: dict[str, Any]) -> UsageRecord:
-        selection = self._state.selection
-        model = report["model"] or selection.selected_model
-        details = {**report, "model": model}
-        if details["provider"] is None and model == selection.selected_model:
-            details["provider"] = selection.provider
+    def _settle(self, reservation_id: int) -> UsageRecord:
+        details = self._state.settle_details()
         if details["cost"] is None:
             return self._client.settle_tokens(
                 reservation_id, **{k: v for k, v in details.items() if k != "cost"}
