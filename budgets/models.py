@@ -360,6 +360,10 @@ class ReservationHold(models.Model):
         return f"hold {self.amount} on period {self.period_id}"
 
 
+# Usage rows that say how the call went (a success/failure, or a rating): what history and learning read.
+WITH_OUTCOME = ~Q(outcome="") | Q(rating__isnull=False)
+
+
 class UsageRecord(models.Model):
     """One charge in the append-only ledger: what a request really cost, and who it is attributed to."""
 
@@ -403,7 +407,7 @@ class UsageRecord(models.Model):
         indexes = [
             models.Index(
                 fields=["organization", "occurred_at"],
-                condition=~Q(outcome="") | Q(rating__isnull=False),
+                condition=WITH_OUTCOME,
                 name="usage_with_outcome",
             ),
             models.Index(fields=["organization", "occurred_at"]),

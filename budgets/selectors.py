@@ -17,6 +17,7 @@ from budgets.choices import (
     UsageOutcome,
 )
 from budgets.models import (
+    WITH_OUTCOME,
     Budget,
     BudgetPeriod,
     Organization,
@@ -344,7 +345,7 @@ def outcome_stats(*, organization: Organization, since: datetime) -> dict[tuple[
     """Reported outcomes per (model, task type) since `since`: what the selection engine learns from."""
     rows = (
         UsageRecord.objects.filter(organization=organization, occurred_at__gte=since)
-        .filter(~Q(outcome="") | Q(rating__isnull=False))
+        .filter(WITH_OUTCOME)
         .values("model", "task_type")
         .annotate(
             samples=Count("pk"),

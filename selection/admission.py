@@ -684,7 +684,7 @@ def _explore(ctx: _Context, ranking: Ranking) -> Ranking:
         return ranking
     if request.quality_requirement is not None or request.priority in ESSENTIAL_PRIORITIES:
         return ranking
-    if learning.exploration_draw(ctx.request.request_id) >= rate:
+    if learning.exploration_draw(request.request_id) >= rate:
         return ranking
     near = [
         s

@@ -302,11 +302,10 @@ def rank(
             default=100,
         )
     weights = weights_for(strategy, budget_factor)
-    scored = [_score(c, task_type, requirement, weights, request_tokens, history, shifts) for c in eligible]
-    if shifts:
-        for s in scored:
-            if s.id in shifts:
-                s.learned = learned[s.id]
+    scored = [
+        _score(c, task_type, requirement, weights, request_tokens, history, shifts, learned or {})
+        for c in eligible
+    ]
     qualifying = [s for s in scored if s.meets_requirement]
     if qualifying:
         order = _strategy_order(strategy)
@@ -333,6 +332,7 @@ def _score(
     request_tokens: int,
     history: Mapping[str, float],
     shifts: Mapping[str, int],
+    learned: Mapping[str, float],
 ) -> Scored:
     model = candidate.model
     quality = model.quality_for(task_type)
@@ -360,6 +360,7 @@ def _score(
         meets_requirement=effective >= requirement,
         effective_quality=effective,
         learned_shift=shift or 0,
+        learned=learned[model.id] if shift is not None else None,
     )
 
 

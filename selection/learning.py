@@ -136,8 +136,8 @@ class OutcomeModel:
         return cls(weights=weights, bias=bias, samples=samples, successes=successes)
 
 
-def rating_target(rating: int) -> float:
-    """A 1-5 rating as a 0..1 target: 1 -> 0, 5 -> 1."""
+def rating_target(rating: float) -> float:
+    """A 1-5 rating (or a mean of ratings) as 0..1: 1 -> 0, 5 -> 1. History scores read it too."""
     return (min(max(rating, 1), 5) - 1) / 4
 
 

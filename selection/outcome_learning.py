@@ -25,11 +25,10 @@ from datetime import timedelta
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.db.models.fields.json import KT
 from django.utils import timezone
 
-from budgets.models import Organization, UsageRecord
+from budgets.models import WITH_OUTCOME, Organization, UsageRecord
 from costswitch.cache import cache_add, cache_get, cache_set
 from selection.choices import DecisionOutcome
 from selection.learning import OutcomeModel, target_for
@@ -103,12 +102,11 @@ def outcome_models_train(*, organization_id: int | None = None, batch: int = BAT
     now = timezone.now()
     settled = now - timedelta(seconds=settings.COSTSWITCH_LEARNING_LAG_SECONDS)
     since = now - timedelta(days=settings.COSTSWITCH_HISTORY_WINDOW_DAYS)
-    with_outcome = ~Q(outcome="") | Q(rating__isnull=False)
     organizations = (
         [organization_id]
         if organization_id is not None
         else list(
-            UsageRecord.objects.filter(with_outcome, recorded_at__gte=since)
+            UsageRecord.objects.filter(WITH_OUTCOME, recorded_at__gte=since)
             .values_list("organization_id", flat=True)
             .distinct()
         )
@@ -127,7 +125,7 @@ def _train_one(organization_id: int, *, settled, since, batch: int) -> dict:
         state = OutcomeLearningState.objects.select_for_update().get(organization_id=organization_id)
         rows = list(
             UsageRecord.objects.filter(
-                ~Q(outcome="") | Q(rating__isnull=False),
+                WITH_OUTCOME,
                 organization_id=organization_id,
                 pk__gt=state.watermark,
                 recorded_at__lte=settled,

@@ -16,6 +16,7 @@ from costswitch.cache import cache_add, cache_get, cache_set
 from costswitch.errors import NotFound
 from costswitch.money import ZERO, display_decimal, quantize_money
 from selection.choices import DecisionOutcome
+from selection.learning import rating_target
 from selection.models import Decision, RuleSetVersion
 from selection.rules import RuleSet, parse_rules
 
@@ -88,7 +89,7 @@ def history_score(stats: OutcomeStats) -> float | None:
     if judged:
         signals.append((stats.successes + 1) / (judged + 2))
     if stats.mean_rating is not None:
-        signals.append((float(stats.mean_rating) - 1) / 4)
+        signals.append(rating_target(float(stats.mean_rating)))
     if not signals:
         return None
     raw = sum(signals) / len(signals)
