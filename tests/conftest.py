@@ -18,6 +18,7 @@ from tests.budgets.factories import (
     UserFactory,
     make_api_key,
 )
+from tests.processes import RedisServer
 
 
 @dataclass
@@ -77,3 +78,14 @@ def client_with_key(secret: str) -> APIClient:
 def team_key(world):
     """A service-account key of team alpha: (ApiKey, secret)."""
     return make_api_key(team=world.alpha)
+
+
+@pytest.fixture
+def redis_server():
+    """A Redis server of the test's own, for a Celery worker process (tests/processes.py)."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -26,7 +26,7 @@ from costswitch.celery import app
 from costswitch.models import InboundWebhook, WebhookStatus
 from costswitch.webhooks import sign
 from tests.analytics.factories import AUG_1, budgets_for, ledger_total, registry
-from tests.processes import CeleryWorker, RedisServer
+from tests.processes import CeleryWorker
 
 pytestmark = [
     pytest.mark.concurrency,
@@ -37,16 +37,6 @@ pytestmark = [
 SECRET = "whsec-worker-0123456789"
 VISIBILITY_TIMEOUT = 2  # seconds: a task of a killed worker is delivered again this soon
 LINES = 450
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

@@ -18,23 +18,13 @@ from budgets.principals import principal_for_user
 from budgets.services.budgets import ThresholdSpec, budget_update
 from tests.approvals.test_notifications import SECRET, _Hook, spend, verify
 from tests.budgets.factories import team_budget
-from tests.processes import CeleryWorker, RedisServer
+from tests.processes import CeleryWorker
 
 pytestmark = [
     pytest.mark.concurrency,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (make test starts one)"),
 ]
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

@@ -17,23 +17,13 @@ from budgets.models import BudgetPeriod
 from budgets.principals import principal_for_user
 from tests.approvals.factories import extension_ask
 from tests.budgets.factories import team_budget
-from tests.processes import CeleryWorker, RedisServer
+from tests.processes import CeleryWorker
 
 pytestmark = [
     pytest.mark.concurrency,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="needs PostgreSQL (make test starts one)"),
 ]
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def test_two_sweeps_at_once_in_a_worker_expire_each_override_once(world, redis_server, tmp_path):

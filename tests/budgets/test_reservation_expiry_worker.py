@@ -23,7 +23,7 @@ from budgets.principals import principal_for_api_key
 from budgets.selectors import ledger_drift
 from budgets.services.ledger import UsageReport, reservation_authorize, reservation_settle
 from tests.budgets.factories import make_api_key, team_budget
-from tests.processes import CeleryWorker, RedisServer
+from tests.processes import CeleryWorker
 
 pytestmark = [
     pytest.mark.concurrency,
@@ -59,16 +59,6 @@ def sweep(producer: Celery, worker: CeleryWorker, times: int = 1) -> list[int]:
         assert worker.process.poll() is None, f"the worker exited:\n{worker.log_tail()}"
         time.sleep(0.1)
     return results
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

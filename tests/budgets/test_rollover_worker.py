@@ -26,7 +26,7 @@ from budgets.selectors import ledger_drift
 from budgets.services.ledger import UsageReport, reservation_authorize, usage_record_many
 from budgets.services.periods import period_get_or_open
 from tests.budgets.factories import make_api_key, team_budget
-from tests.processes import CeleryWorker, RedisServer
+from tests.processes import CeleryWorker
 
 pytestmark = [
     pytest.mark.concurrency,
@@ -62,16 +62,6 @@ def wait_for_results(worker: CeleryWorker, task: str, count: int, timeout: float
         assert worker.process.poll() is None, f"the worker exited:\n{worker.log_tail()}"
         time.sleep(0.1)
     return results
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def test_two_rollovers_at_once_open_each_period_once_with_its_carry_over(world, redis_server, tmp_path):

@@ -35,7 +35,7 @@ from budgets.selectors import ledger_drift
 from costswitch.cache import RETRY_SECONDS
 from tests.budgets.factories import make_api_key, team_budget
 from tests.models_registry.factories import ModelProfileFactory
-from tests.processes import CeleryWorker, PostgresServer, ProdProfile, RedisServer
+from tests.processes import CeleryWorker, PostgresServer, ProdProfile
 
 pytestmark = [
     pytest.mark.concurrency,
@@ -95,16 +95,6 @@ def _assert_unavailable(response: httpx.Response) -> None:
 
 def _ready(app: ProdProfile) -> bool:
     return httpx.get(f"{app.base_url}/readyz", timeout=5).status_code == 200
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
