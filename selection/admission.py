@@ -116,6 +116,7 @@ class Admission:
     fallback_chain: list[Candidate] = field(default_factory=list)
     ranking: Ranking | None = None
     replayed: bool = False
+    registry_version: str | None = None  # the registry snapshot the choice was made from
 
 
 @dataclass
@@ -321,6 +322,7 @@ def _admit(
         chosen=chosen,
         fallback_chain=chain_models,
         ranking=ranking,
+        registry_version=ctx.registry.version,
     )
 
 

@@ -232,7 +232,7 @@ class _Flow:
         for candidate in self.route():
             response = None
             try:
-                upstream = upstream_for(candidate.id)
+                upstream = upstream_for(candidate.id, self.admission.registry_version)
                 response = _send(upstream, self._body_for(upstream))
                 if not self.request.stream:
                     response.read()  # the whole answer, within the read timeout

@@ -53,11 +53,12 @@ _upstreams: tuple[str, dict[str, Upstream]] | None = None
 _client: tuple[int, httpx.Client] | None = None
 
 
-def upstream_for(model_id: str) -> Upstream:
+def upstream_for(model_id: str, version: str | None = None) -> Upstream:
     """The endpoint of a registry model, from a per-process table rebuilt when the registry
-    changes (the same version token as the selection snapshot)."""
+    changes (the same version token as the selection snapshot). `version`: the snapshot's the
+    model was chosen from, which spares asking the cache for it again."""
     global _upstreams
-    version = registry_snapshot().version
+    version = version or registry_snapshot().version
     current = _upstreams
     if current is None or current[0] != version:
         with _lock:
