@@ -8,13 +8,17 @@ Money rules, in order of the flow:
   covers whichever model ends up serving; a model dearer than the hold is skipped, never called.
 - Whatever happens after admission, the reservation is settled (with the provider's `usage`, or an
   estimate of what was produced) or released (nothing was produced): never left pending.
+- An answer is settled once its last byte is sent (the server closes the response), so the caller
+  never waits for the ledger write; until then its hold, at least the real cost, covers it. Only
+  answers that report a conversation's running total are settled before they are sent.
 """
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx
@@ -73,12 +77,15 @@ class GatewayRequest:
 
 @dataclass
 class GatewayResult:
-    """What the view sends: a finished JSON body, or a stream that settles as it ends."""
+    """What the view sends: a finished JSON body, or a stream that settles as it ends.
+    `after_sending`: the settlement of a finished body, for the server to run once the body is
+    sent (the caller does not wait for the ledger write; the hold covers the call meanwhile)."""
 
     status: int
     headers: dict[str, str]
     content: bytes = b""
     stream: "SettlingStream | None" = None
+    after_sending: Callable[[], None] | None = None
 
 
 def parse_chat_request(raw: bytes, headers: Mapping[str, str]) -> GatewayRequest:
@@ -314,27 +321,28 @@ class _Flow:
             for call in message.get("tool_calls") or []
             if isinstance(call, dict)
         ]
-        text = _message_text(message)
-        cost = self.settle(
+        report = self.usage_report(
             candidate,
             usage=data.get("usage") if isinstance(data, dict) else None,
-            text=text,
+            text=_message_text(message),
             tool_calls=tool_calls,
             extra={"stream": False},
         )
         headers = self.headers(candidate)
-        headers[COST_HEADER] = str(display_decimal(cost))
+        headers[COST_HEADER] = str(display_decimal(report.cost))
         headers["Content-Type"] = response.headers.get("content-type", "application/json")
         for name in PASSED_HEADERS:
             if name in response.headers:
                 headers["x-upstream-request-id" if name == "x-request-id" else name] = response.headers[name]
-        self._conversation_header(headers)
-        return GatewayResult(status=response.status_code, headers=headers, content=content)
-
-    def _conversation_header(self, headers: dict) -> None:
-        if self.request.conversation_id:
-            spent = conversations.conversation_cost(self.principal.organization, self.request.conversation_id)
-            headers[CONVERSATION_COST_HEADER] = str(display_decimal(spent))
+        result = GatewayResult(status=response.status_code, headers=headers, content=content)
+        if not self.request.conversation_id:
+            result.after_sending = partial(self.book_after_sending, report)
+            return result
+        # The conversation's total in the header includes this call: book it before answering.
+        self.book(report)
+        spent = conversations.conversation_cost(self.principal.organization, self.request.conversation_id)
+        headers[CONVERSATION_COST_HEADER] = str(display_decimal(spent))
+        return result
 
     def _stream(self, candidate: Candidate, response: httpx.Response) -> GatewayResult:
         headers = self.headers(candidate)
@@ -343,7 +351,7 @@ class _Flow:
         )
         return GatewayResult(status=200, headers=headers, stream=SettlingStream(self, candidate, response))
 
-    def settle(
+    def usage_report(
         self,
         candidate: Candidate,
         *,
@@ -351,9 +359,9 @@ class _Flow:
         text: str,
         tool_calls: list[dict],
         extra: dict,
-    ) -> Decimal:
-        """Charge the provider's usage at the model's list price; without usage (a provider that
-        sends none, a stream cut short), the prompt as counted at admission and the output text
+    ) -> UsageReport:
+        """The provider's usage at the model's list price; without usage (a provider that sends
+        none, a stream cut short), the prompt as counted at admission and the output text
         produced so far."""
         counted = _usage_counts(usage)
         if counted is not None:
@@ -382,23 +390,35 @@ class _Flow:
             metadata["failover"] = self.attempts
         if self.request.end_user:
             metadata["end_user"] = self.request.end_user
-        reservation_settle(
-            principal=self.principal,
-            reservation_id=self.reservation.pk,
-            report=UsageReport(
-                request_id=self.reservation.request_id,
-                cost=cost,
-                model=candidate.id,
-                provider=candidate.model.provider,
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cached_input_tokens=cached,
-                conversation_id=self.request.conversation_id,
-                metadata=metadata,
-            ),
+        return UsageReport(
+            request_id=self.reservation.request_id,
+            cost=cost,
+            model=candidate.id,
+            provider=candidate.model.provider,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_input_tokens=cached,
+            conversation_id=self.request.conversation_id,
+            metadata=metadata,
         )
+
+    def book(self, report: UsageReport) -> None:
+        """Settle the reservation with `report`: the charge replaces the hold."""
+        reservation_settle(principal=self.principal, reservation_id=self.reservation.pk, report=report)
         self.finished = True
-        return cost
+
+    def book_after_sending(self, report: UsageReport) -> None:
+        """`book`, run by the server after the answer went out: a failure can no longer reach the
+        caller, so it is logged with the charge (the hold stays until the expiry sweep)."""
+        try:
+            self.book(report)
+        except Exception:
+            logger.exception(
+                "gateway: settling reservation %s (request %s, cost %s) after sending failed",
+                self.reservation.pk,
+                report.request_id,
+                report.cost,
+            )
 
     def release(self) -> None:
         if not self.finished:
@@ -484,8 +504,9 @@ class SettlingStream:
                 payload = self._read(event)
                 event = []
                 if payload is _DONE:
-                    cost = self._settle("completed")
-                    # An SSE comment: SDKs skip it, curl users see the charge.
+                    self.outcome = "completed"
+                    cost = self._report().cost
+                    # An SSE comment: SDKs skip it, curl users see the charge (booked once it is sent).
                     yield f": x-costswitch-cost {display_decimal(cost)}\n\ndata: [DONE]\n\n".encode()
                     return
                 if payload is not None:
@@ -530,15 +551,15 @@ class SettlingStream:
             return None
         return raw.encode()
 
-    def _settle(self, outcome: str) -> Decimal:
+    def _report(self) -> UsageReport:
         calls = [self.tool_calls[index] for index in sorted(self.tool_calls)]
         text = "".join(self.text) + "".join(c["name"] + c["arguments"] for c in calls)
-        return self.flow.settle(
+        return self.flow.usage_report(
             self.candidate,
-            usage=self.usage if outcome == "completed" or self.usage else None,
+            usage=self.usage if self.outcome == "completed" or self.usage else None,
             text=text,
             tool_calls=[{"id": c["id"], "name": c["name"]} for c in calls],
-            extra={"stream": outcome, "streamed_chunks": self.chunks},
+            extra={"stream": self.outcome, "streamed_chunks": self.chunks},
         )
 
     def close(self) -> None:
@@ -549,12 +570,8 @@ class SettlingStream:
 
     def _finish(self) -> None:
         self.response.close()
-        if self.flow.finished:
-            return
-        try:
-            self._settle(self.outcome)
-        except Exception:  # the server swallows errors in close(): say so, the sweeper releases the hold
-            logger.exception("gateway: settling the stream of %s failed", self.candidate.id)
+        if not self.flow.finished:
+            self.flow.book_after_sending(self._report())
 
 
 _DONE = object()

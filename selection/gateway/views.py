@@ -1,6 +1,7 @@
 """OpenAI-compatible endpoints: `POST /v1/chat/completions`, `GET /v1/models`, and what a
 conversation cost (`GET /v1/costswitch/conversations/{id}`). Errors use OpenAI's shape."""
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import simplejson
@@ -53,10 +54,25 @@ class ChatCompletionsView(_GatewayView):
         if result.stream is not None:
             response = StreamingHttpResponse(result.stream, status=result.status)
         else:
-            response = HttpResponse(result.content, status=result.status)
+            response = _Answer(result.content, status=result.status, after_sending=result.after_sending)
         for name, value in result.headers.items():
             response[name] = value
         return response
+
+
+class _Answer(HttpResponse):
+    """A finished answer that runs `after_sending` (the ledger write) in close(), which the WSGI
+    server calls once the last byte is out, or the client is gone: the caller does not wait for it."""
+
+    def __init__(self, content: bytes, *, status: int, after_sending: Callable[[], None] | None):
+        super().__init__(content, status=status)
+        self.after_sending = after_sending
+
+    def close(self) -> None:
+        if self.after_sending is not None:
+            after_sending, self.after_sending = self.after_sending, None
+            after_sending()
+        super().close()
 
 
 class ModelListView(_GatewayView):

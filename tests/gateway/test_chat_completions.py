@@ -1,10 +1,15 @@
 """Plain (non-streamed) chat completions through the gateway with the OpenAI SDK."""
 
+import json
+
 import httpx
 import openai
 import pytest
+from django.test import RequestFactory
 
 from budgets.choices import ReservationState
+from budgets.models import Reservation, UsageRecord
+from selection.gateway.views import ChatCompletionsView
 from selection.models import Decision
 from tests.gateway.conftest import price
 from tests.gateway.ledger import assert_ledger_exact, only_usage
@@ -125,3 +130,26 @@ def test_bad_requests_are_400s_naming_the_field(sdk, gateway_key, live_server, u
 
 def test_models_lists_the_registry_and_auto(sdk):
     assert [m.id for m in sdk.models.list()] == ["auto", "big", "small"]
+
+
+def test_the_answer_is_settled_when_the_server_closes_it_not_before(registry, budget, gateway_key, world):
+    """The caller gets its answer before the ledger write: the hold stands until the WSGI server
+    closes the response (after the last byte), then the charge replaces it."""
+    _, secret = gateway_key
+    request = RequestFactory().post(
+        "/v1/chat/completions",
+        data=json.dumps({"model": "small", "messages": HELLO}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+    )
+    response = ChatCompletionsView.as_view()(request)
+
+    assert response.status_code == 200
+    reservation = Reservation.objects.get(organization=world.org)
+    assert reservation.state == ReservationState.PENDING
+    assert not UsageRecord.objects.exists()
+    response.close()
+    reservation.refresh_from_db()
+    assert reservation.state == ReservationState.SETTLED
+    assert response["x-costswitch-cost"] == str(only_usage(world.org).cost.normalize())
+    assert_ledger_exact(world.org)
