@@ -444,8 +444,9 @@ def ledger_drift(*, open_only: bool = False) -> list[PeriodDrift]:
     )
     drift = []
     for period in periods.only("pk", "budget_id", "spent", "reserved").order_by("pk"):
-        spent_in_ledger = charged.get(period.pk, ZERO)
-        held_in_ledger = held.get(period.pk, ZERO)
+        # At the ledger's precision: SQLite (the embedded default) sums decimals as floats.
+        spent_in_ledger = quantize_money(charged.get(period.pk, ZERO))
+        held_in_ledger = quantize_money(held.get(period.pk, ZERO))
         if period.spent != spent_in_ledger or period.reserved != held_in_ledger:
             drift.append(
                 PeriodDrift(

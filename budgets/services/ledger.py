@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.utils import timezone
 
 from budgets.choices import ReservationState, UsageSource
@@ -134,6 +134,21 @@ _LOCK_HELD_SQL = _LOCK_SQL.format(
     rows=f"""period.id IN (
         SELECT period_id FROM {ReservationHold._meta.db_table} WHERE reservation_id = %(id)s)"""
 )
+
+
+# The other statements every authorization and settlement makes, written out too (in SQL that
+# SQLite runs as well): the ORM's building costs more than the statements themselves.
+_RESERVATION_SQL = f"SELECT * FROM {Reservation._meta.db_table} WHERE id = %s AND organization_id = %s"
+_FINISH_SQL = f"UPDATE {Reservation._meta.db_table} SET state = %s, finished_at = %s WHERE id = %s"
+_BOOK_SQL = f"""
+    UPDATE {BudgetPeriod._meta.db_table} SET spent = spent + %s, reserved = reserved + %s
+    WHERE id IN ({{ids}})
+"""
+# A hold or a charge: an amount on one period, for a reservation or a usage record.
+_SHARES_SQL = {
+    model: f"INSERT INTO {model._meta.db_table} ({owner}, period_id, amount) VALUES "
+    for model, owner in ((ReservationHold, "reservation_id"), (UsageCharge, "usage_id"))
+}
 
 
 def _on_postgresql() -> bool:
@@ -277,8 +292,9 @@ def reservation_authorize(
 def _request_id_use(organization: Organization, request_id: str) -> tuple[Reservation | None, bool]:
     """The reservation holding `request_id`, and whether a usage record carries it: one query
     (the common answer, a new request id, is "neither")."""
-    held = Reservation.objects.filter(organization=organization, request_id=request_id)
-    charged = UsageRecord.objects.filter(organization=organization, request_id=request_id)
+    # Unordered: SQLite refuses ORDER BY (the models' default) inside a UNION.
+    held = Reservation.objects.filter(organization=organization, request_id=request_id).order_by()
+    charged = UsageRecord.objects.filter(organization=organization, request_id=request_id).order_by()
     found = dict(
         held.values_list(Value("reservation"), "pk").union(
             charged.values_list(Value("usage"), "pk"), all=True
@@ -313,10 +329,8 @@ def _hold(reservation: Reservation, budgets: list[Budget]) -> None:
                 details={"budget_id": budget.pk, "available": available, "requested": amount},
             )
     reservation.save(force_insert=True)
-    ReservationHold.objects.bulk_create(
-        ReservationHold(reservation=reservation, period_id=pk, amount=amount) for pk in locked
-    )
-    BudgetPeriod.objects.filter(pk__in=list(locked)).update(reserved=F("reserved") + amount)
+    _insert_shares(ReservationHold, reservation.pk, list(locked), amount)
+    _book(list(locked), reserved=amount)
     alerts_for_changes((period, amount) for period in locked.values())
 
 
@@ -368,14 +382,10 @@ def reservation_settle(*, principal: Principal, reservation_id: int, report: Usa
             reservation=reservation,
             source=UsageSource.RESERVATION,
         )
-        UsageCharge.objects.bulk_create(
-            UsageCharge(usage=usage, period_id=pk, amount=report.cost) for pk in period_ids
-        )
+        _insert_shares(UsageCharge, usage.pk, period_ids, report.cost)
         # Every hold of a reservation is its full amount, so one UPDATE books all periods.
         released = reservation.amount if reservation.state == ReservationState.PENDING else ZERO
-        BudgetPeriod.objects.filter(pk__in=period_ids).update(
-            spent=F("spent") + report.cost, reserved=F("reserved") - released
-        )
+        _book(period_ids, spent=report.cost, reserved=-released)
         alerts_for_changes((period, report.cost - released) for period in locked.values())
         _finish(reservation, ReservationState.SETTLED, now)
     return SettleResult(usage, replayed=False)
@@ -384,11 +394,11 @@ def reservation_settle(*, principal: Principal, reservation_id: int, report: Usa
 def _lock_reservation(principal: Principal, reservation_id: int) -> Reservation:
     """The reservation row, locked, if the caller may touch it (404 otherwise, revealing nothing)."""
     organization = principal.organization
-    reservation = (
-        Reservation.objects.select_for_update().filter(pk=reservation_id, organization=organization).first()
-    )
-    if reservation is None or not _may_touch(principal, reservation):
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    found = list(Reservation.objects.raw(_RESERVATION_SQL + lock, [reservation_id, organization.pk]))
+    if not found or not _may_touch(principal, found[0]):
         raise NotFound(f"Reservation {reservation_id} not found.")
+    reservation = found[0]
     reservation.organization = organization  # the row it was read by: no join needed
     return reservation
 
@@ -396,7 +406,28 @@ def _lock_reservation(principal: Principal, reservation_id: int) -> Reservation:
 def _finish(reservation: Reservation, state: str, now: datetime) -> None:
     reservation.state = state
     reservation.finished_at = now
-    reservation.save(update_fields=["state", "finished_at"])
+    _execute(_FINISH_SQL, [state, connection.ops.adapt_datetimefield_value(now), reservation.pk])
+
+
+def _execute(sql: str, params: list) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _book(period_ids: list[int], *, spent: Decimal = ZERO, reserved: Decimal = ZERO) -> None:
+    """Add to the spent and reserved amounts of periods the caller has locked."""
+    if period_ids:
+        marks = ", ".join(["%s"] * len(period_ids))
+        _execute(_BOOK_SQL.format(ids=marks), [spent, reserved, *period_ids])
+
+
+def _insert_shares(
+    model: type[ReservationHold | UsageCharge], owner_id: int, period_ids: list[int], amount: Decimal
+) -> None:
+    """One hold (or charge) of `amount` per period, for the reservation (or usage record) `owner_id`."""
+    if period_ids:
+        rows = ", ".join(["(%s, %s, %s)"] * len(period_ids))
+        _execute(_SHARES_SQL[model] + rows, [value for pk in period_ids for value in (owner_id, pk, amount)])
 
 
 def reservation_release(*, principal: Principal, reservation_id: int) -> Reservation:
@@ -411,8 +442,7 @@ def reservation_release(*, principal: Principal, reservation_id: int) -> Reserva
 
 
 def _drop_holds(reservation: Reservation, final_state: str) -> None:
-    period_ids = list(_lock_held_periods(reservation))
-    BudgetPeriod.objects.filter(pk__in=period_ids).update(reserved=F("reserved") - reservation.amount)
+    _book(list(_lock_held_periods(reservation)), reserved=-reservation.amount)
     _finish(reservation, final_state, timezone.now())
 
 
@@ -601,7 +631,7 @@ def _record_many(
         for record in records
     )
     for period_id, records in charges.items():
-        BudgetPeriod.objects.filter(pk=period_id).update(spent=F("spent") + sum(r.cost for r in records))
+        _book([period_id], spent=sum(r.cost for r in records))
     alerts_for_changes((locked[pk], sum(r.cost for r in records)) for pk, records in charges.items())
     # Duplicates inside the batch point at the record their first occurrence created.
     by_request = {record.request_id: record for _, _, record in fresh}
