@@ -4,6 +4,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
+from functools import cache
 
 from django.db import connection
 from django.db.models import Avg, Count, Q, QuerySet, Sum
@@ -33,6 +34,7 @@ from budgets.models import (
 from budgets.principals import Principal
 from costswitch.errors import NotFound
 from costswitch.money import ZERO, quantize_money
+from costswitch.rows import Columns, fetch_rows
 
 HUNDRED = Decimal(100)
 ONE_DAY = timedelta(days=1)
@@ -295,60 +297,69 @@ class ChainStatusReport:
     cost_restrictions: dict
 
 
-# `chain_status` runs before every admission. The ORM takes longer to build its reads than the
-# database takes to answer them (README "Measured"), so they are written out, in SQL both databases run.
-_CHAIN_BUDGETS_SQL = f"""
-    SELECT * FROM {Budget._meta.db_table}
-    WHERE organization_id = %s AND is_active = %s
-        AND (scope_type = %s OR (scope_type = %s AND team_id = %s) OR (scope_type = %s AND user_id = %s))
-    ORDER BY scope_type, name
-"""
-_THRESHOLDS_SQL = f"SELECT * FROM {Threshold._meta.db_table} WHERE budget_id IN ({{ids}}) ORDER BY percent"
-_PERIODS_IN_FORCE_SQL = f"""
-    SELECT * FROM {BudgetPeriod._meta.db_table}
-    WHERE budget_id IN ({{ids}}) AND starts_at <= %s AND ends_at > %s
-"""
+@cache
+def _chain_statement() -> tuple[str, Columns, Columns, Columns]:
+    """The chain's budgets with their periods in force and thresholds, in one statement: it runs
+    before every admission, so it is written out (costswitch/rows.py says why)."""
+    budget = Columns(Budget, "b")
+    period = Columns(BudgetPeriod, "p")
+    threshold = Columns(Threshold, "t")
+    sql = f"""
+        SELECT {budget.sql}, {period.sql}, {threshold.sql} FROM {budget.table}
+        LEFT JOIN {period.table} ON p.budget_id = b.id AND p.starts_at <= %s AND p.ends_at > %s
+        LEFT JOIN {threshold.table} ON t.budget_id = b.id
+        WHERE b.organization_id = %s AND b.is_active = %s AND (b.scope_type = %s
+            OR (b.scope_type = %s AND b.team_id = %s) OR (b.scope_type = %s AND b.user_id = %s))
+        ORDER BY b.scope_type, b.name, b.id, t.percent
+    """
+    return sql, budget, period, threshold
 
 
 def chain_status(
     *, principal: Principal, team: Team | None = None, user: User | None = None, now: datetime | None = None
 ) -> ChainStatusReport:
-    """Three queries whatever the chain's length (budgets, thresholds, periods in force). `team` and
-    `user` name an attribution other than the principal's own (already checked by the caller).
-    Each budget carries its periods in force as `periods_in_force` (the ledger locks those)."""
+    """One query whatever the chain's length. `team` and `user` name an attribution other than the
+    principal's own (already checked by the caller). Each budget carries its periods in force as
+    `periods_in_force` (the ledger locks those)."""
     now = now or timezone.now()
     if team is None and user is None:
         team, user = principal.team, principal.user
     organization = principal.organization
-    budgets = list(
-        Budget.objects.raw(
-            _CHAIN_BUDGETS_SQL,
-            [
-                organization.pk,
-                True,
-                ScopeType.ORGANIZATION,
-                ScopeType.TEAM,
-                team.pk if team else None,
-                ScopeType.USER,
-                user.pk if user else None,
-            ],
-        )
+    sql, budget_columns, period_columns, threshold_columns = _chain_statement()
+    moment = connection.ops.adapt_datetimefield_value(now)
+    rows = fetch_rows(
+        sql,
+        [
+            moment,
+            moment,
+            organization.pk,
+            True,
+            ScopeType.ORGANIZATION,
+            ScopeType.TEAM,
+            team.pk if team else None,
+            ScopeType.USER,
+            user.pk if user else None,
+        ],
     )
-    thresholds: dict[int, list[Threshold]] = {budget.pk: [] for budget in budgets}
-    if budgets:
-        ids = [budget.pk for budget in budgets]
-        marks = ", ".join(["%s"] * len(ids))
-        for threshold in Threshold.objects.raw(_THRESHOLDS_SQL.format(ids=marks), ids):
-            thresholds[threshold.budget_id].append(threshold)
-        moment = connection.ops.adapt_datetimefield_value(now)
-        periods = BudgetPeriod.objects.raw(_PERIODS_IN_FORCE_SQL.format(ids=marks), [*ids, moment, moment])
-        for budget in budgets:
-            budget.organization = organization  # the chain's own: no join needed
-            budget.periods_in_force = []
-        by_id = {budget.pk: budget for budget in budgets}
-        for period in periods:
-            by_id[period.budget_id].periods_in_force.append(period)
-    reports = [budget_status(budget=b, now=now, thresholds=thresholds[b.pk]) for b in budgets]
+    budgets: dict[int, Budget] = {}
+    periods: dict[int, dict[int, BudgetPeriod]] = {}
+    thresholds: dict[int, dict[int, Threshold]] = {}
+    period_at, threshold_at = len(budget_columns), len(budget_columns) + len(period_columns)
+    for row in rows:  # a budget's row repeats for each of its thresholds
+        pk = row[budget_columns.pk_index]
+        if pk not in budgets:
+            budgets[pk] = budget_columns.load(row)
+            budgets[pk].organization = organization  # the chain's own: no join needed
+            periods[pk], thresholds[pk] = {}, {}
+        period_pk = row[period_at + period_columns.pk_index]
+        if period_pk is not None and period_pk not in periods[pk]:
+            periods[pk][period_pk] = period_columns.load(row, period_at)
+        if (threshold := threshold_columns.load(row, threshold_at)) is not None:
+            thresholds[pk][threshold.pk] = threshold
+    reports = []
+    for budget in budgets.values():
+        budget.periods_in_force = list(periods[budget.pk].values())
+        reports.append(budget_status(budget=budget, now=now, thresholds=list(thresholds[budget.pk].values())))
     crossed = [(report.budget, report.crossed_actions) for report in reports]
     return ChainStatusReport(
         budgets=reports,

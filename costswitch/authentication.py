@@ -1,17 +1,15 @@
 """`Authorization: Bearer <key>` authentication for API keys (service accounts and personal keys)."""
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 
 from django.apps import apps
-from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from costswitch.api.throttling import invalid_key_guard, invalid_key_seen
 from costswitch.keys import KEY_PREFIX, hash_api_key
+from costswitch.rows import Columns, fetch_rows
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
@@ -68,72 +66,34 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
 
-# (model, alias, the API key's foreign key to it); the key's own row first.
-_OWNERS = (
-    ("budgets.ApiKey", "k", None),
-    ("budgets.Organization", "o", "organization"),
-    ("budgets.Team", "t", "team"),
-    ("budgets.User", "u", "user"),
-)
-
-
-@dataclass(frozen=True)
-class _Part:
-    """One model's columns in the lookup's row, with the database converters the ORM would apply."""
-
-    model: type
-    relation: str | None
-    names: list[str]
-    converters: list[tuple[int, Callable, object]]  # (column, converter, its column expression)
-
-
 @cache
-def _lookup() -> tuple[str, list[_Part]]:
-    """The key, its organization, team and user in one statement. The ORM takes longer to build
-    this join than the database takes to run it, on every API request; it is built once here."""
-    quote = connection.ops.quote_name
-    key_model = apps.get_model(_OWNERS[0][0])
-    columns, joins, parts = [], [], []
-    for label, alias, relation in _OWNERS:
-        model = apps.get_model(label)
-        fields = model._meta.concrete_fields
-        columns += [f"{alias}.{quote(field.column)}" for field in fields]
-        converters = [
-            (index, converter, column)
-            for index, field in enumerate(fields)
-            for column in [field.get_col(alias)]
-            for converter in connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-        ]
-        parts.append(_Part(model, relation, [field.attname for field in fields], converters))
-        if relation:
-            join = "JOIN" if relation == "organization" else "LEFT JOIN"
-            key_column = quote(key_model._meta.get_field(relation).column)
-            joins.append(f"{join} {quote(model._meta.db_table)} {alias} ON {alias}.id = k.{key_column}")
-    sql = (
-        f"SELECT {', '.join(columns)} FROM {quote(key_model._meta.db_table)} k {' '.join(joins)} "
-        f"WHERE k.{quote('key_hash')} = %s"
+def _lookup() -> tuple[str, list[tuple[str | None, Columns]]]:
+    """The key with its organization, team and user: one statement (written out, see rows.py)."""
+    key = Columns(apps.get_model("budgets.ApiKey"), "k")
+    owners = [
+        ("organization", Columns(apps.get_model("budgets.Organization"), "o")),
+        ("team", Columns(apps.get_model("budgets.Team"), "t")),
+        ("user", Columns(apps.get_model("budgets.User"), "u")),
+    ]
+    joins = " ".join(
+        f"{'JOIN' if relation == 'organization' else 'LEFT JOIN'} {columns.table} "
+        f"ON {columns.alias}.id = k.{relation}_id"
+        for relation, columns in owners
     )
-    return sql, parts
+    select = ", ".join(columns.sql for _, columns in [(None, key), *owners])
+    return f"SELECT {select} FROM {key.table} {joins} WHERE k.key_hash = %s", [(None, key), *owners]
 
 
 def api_key_with_owners(key_hash: str):
     """The API key with this hash, with its organization, team and user; None if there is none."""
     sql, parts = _lookup()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [key_hash])
-        row = cursor.fetchone()
-    if row is None:
+    rows = fetch_rows(sql, [key_hash])
+    if not rows:
         return None
     loaded, start = {}, 0
-    for part in parts:
-        values = list(row[start : start + len(part.names)])
-        start += len(part.names)
-        if values[0] is None:  # no team (or user) joined
-            loaded[part.relation] = None
-            continue
-        for index, converter, column in part.converters:
-            values[index] = converter(values[index], column, connection)
-        loaded[part.relation] = part.model.from_db(connection.alias, part.names, values)
+    for relation, columns in parts:
+        loaded[relation] = columns.load(rows[0], start)
+        start += len(columns)
     api_key = loaded.pop(None)
     for relation, owner in loaded.items():
         setattr(api_key, relation, owner)
