@@ -300,6 +300,10 @@ COSTSWITCH_LEARNING_ENABLED = env_bool("COSTSWITCH_LEARNING_ENABLED", True)
 COSTSWITCH_LEARNING_REFRESH_SECONDS = env_float("COSTSWITCH_LEARNING_REFRESH_SECONDS", 30.0)
 COSTSWITCH_LEARNING_LAG_SECONDS = env_float("COSTSWITCH_LEARNING_LAG_SECONDS", 10.0)
 COSTSWITCH_EXPLORATION_RATE = env_float("COSTSWITCH_EXPLORATION_RATE", 0.05)
+# Each run that finds new outcomes rebuilds the organization's model of each LLM they concern from
+# its newest LEARNING_WINDOW outcomes (bounds staleness and work), LEARNING_PASSES passes over them.
+COSTSWITCH_LEARNING_WINDOW = env_int("COSTSWITCH_LEARNING_WINDOW", 20000)
+COSTSWITCH_LEARNING_PASSES = env_int("COSTSWITCH_LEARNING_PASSES", 3)
 # OpenAI-compatible gateway (README "Gateway"): seconds to connect to a provider, and the longest
 # silence while waiting for its answer (a whole non-streamed answer, or the gap between two stream
 # chunks); one pooled HTTP client per process keeps at most GATEWAY_MAX_CONNECTIONS open.

@@ -676,6 +676,8 @@ def _explore(ctx: _Context, ranking: Ranking) -> Ranking:
     """With probability COSTSWITCH_EXPLORATION_RATE (fixed per request id), once the organization's
     outcomes are being learned, route an "auto" request
     to the cheapest eligible model that misses the requirement by at most EXPLORATION_MARGIN points,
+    or by any margin while that model has too few learned outcomes for an estimate of its own
+    (`learning.MIN_SAMPLES`: a cheap model the policy never picks would otherwise never be learned),
     so its outcomes are learned beyond the prompts already judged easy. Only eligible candidates
     (every budget, rule and hard filter already applied) are considered, and never for a request
     that states its quality requirement or is essential: those get what they asked for."""
@@ -693,7 +695,7 @@ def _explore(ctx: _Context, ranking: Ranking) -> Ranking:
         for s in ranking.ranked
         if s.cost < chosen.cost
         and not s.meets_requirement
-        and s.effective_quality >= ranking.requirement - EXPLORATION_MARGIN
+        and (s.learned is None or s.effective_quality >= ranking.requirement - EXPLORATION_MARGIN)
     ]
     if not near:
         return ranking
@@ -704,7 +706,12 @@ def _explore(ctx: _Context, ranking: Ranking) -> Ranking:
             "model": pick.id,
             "effect": (
                 f"exploring: {chosen.id} -> {pick.id} (effective quality {pick.effective_quality}, "
-                f"within {EXPLORATION_MARGIN} of requirement {ranking.requirement}) to learn its outcomes"
+                + (
+                    f"fewer than {learning.MIN_SAMPLES} learned outcomes, requirement {ranking.requirement}"
+                    if pick.learned is None
+                    else f"within {EXPLORATION_MARGIN} of requirement {ranking.requirement}"
+                )
+                + ") to learn its outcomes"
             ),
         }
     )

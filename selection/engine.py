@@ -182,13 +182,17 @@ def learned_shifts(
     The estimate is the model's predicted success on this request minus its usual rate. With two or
     more such models, each is judged against the one with the highest configured quality (the
     reference, shift 0): what counts is how much more than usual the cheap model is expected to
-    fall behind the strong one on this very prompt (its usual gap is in the configured scores)."""
+    fall behind the strong one on this very prompt (its usual gap is in the configured scores).
+    A lone estimate for the strongest eligible model moves nothing: a prompt it finds harder than
+    usual is harder for the cheaper ones too, so lowering it alone would send hard prompts down."""
     known = [c for c in eligible if c.id in learned]
     if not known:
         return {}
+    top = max(known, key=lambda c: (c.model.quality_for(task_type), c.id))
     reference = 0.0
-    if len(known) > 1:
-        top = max(known, key=lambda c: (c.model.quality_for(task_type), c.id))
+    if len(known) > 1 or top.model.quality_for(task_type) >= max(
+        c.model.quality_for(task_type) for c in eligible
+    ):
         reference = learned[top.id]
     return {c.id: round(LEARNED_QUALITY_SPAN * (learned[c.id] - reference)) for c in known}
 

@@ -1,9 +1,10 @@
-"""Per-prompt difficulty learned from reported outcomes: hashed text features and a small online
+"""Per-prompt difficulty learned from reported outcomes: hashed text features and a small
 logistic model per (organization, model) predicting P(success | request text).
 
-Pure (no database, no Django): the admission path predicts with it, the periodic training task
-(selection.outcome_learning) and the offline routing evaluation (analytics.routing) both update it
-with the same `OutcomeModel.update`, so what the evaluation measures is what production learns.
+Pure (no database, no Django): the admission path predicts with it; the periodic training task
+(selection.outcome_learning) and the offline routing evaluation (analytics.routing) both build it
+with the same `fit` (through `outcome_learning.rebuild`), so what the evaluation measures is what
+production learns.
 
 Features are word unigrams and bigrams of the request's user text, hashed with zlib.crc32 into
 DIMENSION buckets (stable across processes and releases, unlike Python's salted `hash`), each worth
@@ -26,14 +27,19 @@ import numpy as np
 DIMENSION = 1 << 18
 # Only the start of a long request is read: difficulty shows early, and hashing stays bounded.
 MAX_WORDS = 400
-# Per-outcome step: features are scaled by 1/sqrt(n), so one update moves the logit by about
-# LEARNING_RATE x error whatever the prompt's length. Chosen by cross-fit (docs/routing.md): 0.1
-# learned too slowly from one pass, 2 overshot.
+# Per-outcome step of the first pass: features are scaled by 1/sqrt(n), so one step moves the logit
+# by about LEARNING_RATE x error whatever the prompt's length. Chosen by cross-fit (docs/routing.md):
+# 0.1 learned too slowly from one pass, 0.5 and 2 did worse than 1 over three passes; L2 1e-5..1e-4
+# made no difference.
 LEARNING_RATE = 1.0
 L2 = 1e-6
+# Default passes over the window when a model is rebuilt (`fit`); production reads
+# COSTSWITCH_LEARNING_PASSES.
+PASSES = 3
 # The learned quality shift is relative to what the model usually achieves; with fewer outcomes than
-# this the prediction is not used (see `estimates`).
-MIN_SAMPLES = 100
+# this the prediction is not used (see `estimates`) and the model is explored (admission `_explore`).
+# Chosen by cross-fit (docs/routing.md): 30 against 50 and 100, with cold-start exploration.
+MIN_SAMPLES = 30
 _TOKEN = re.compile(r"[a-z0-9]+")
 _FORMAT = b"CSOM1"  # serialisation header: CostSwitch Outcome Model, version 1
 _HEADER = struct.Struct("<5sidd")
@@ -76,7 +82,8 @@ def _sigmoid(z: float) -> float:
 
 @dataclass
 class OutcomeModel:
-    """Online logistic regression on hashed features: P(success) for one model of one organization.
+    """Logistic regression on hashed features: P(success) for one model of one organization, built
+    by `fit` from a window of its reported outcomes.
 
     `samples` and `successes` (the sum of targets) give the model's usual success rate, the
     baseline a per-prompt prediction is compared with."""
@@ -99,27 +106,6 @@ class OutcomeModel:
         scale = 1.0 / math.sqrt(len(index))
         return _sigmoid(float(self.weights[index].sum()) * scale + self.bias)
 
-    def update(
-        self,
-        buckets: Sequence[int] | np.ndarray,
-        target: float,
-        *,
-        learning_rate: float = LEARNING_RATE,
-        l2: float = L2,
-    ) -> None:
-        """One SGD step of the log loss on one reported outcome (target 1 success, 0 failure, or a
-        rating mapped to 0..1)."""
-        target = min(max(float(target), 0.0), 1.0)
-        index = np.asarray(buckets, dtype=np.int64)
-        gradient = self.predict(index) - target
-        if len(index):
-            scale = 1.0 / math.sqrt(len(index))
-            current = self.weights[index]
-            self.weights[index] = current - learning_rate * (gradient * scale + l2 * current)
-        self.bias -= learning_rate * gradient
-        self.samples += 1
-        self.successes += target
-
     def to_bytes(self) -> bytes:
         """Compact, versioned: a header and the zlib-compressed float32 weights."""
         header = _HEADER.pack(_FORMAT, self.samples, self.successes, self.bias)
@@ -134,6 +120,42 @@ class OutcomeModel:
         if weights.shape != (DIMENSION,):
             raise ValueError(f"expected {DIMENSION} weights, got {weights.shape[0]}")
         return cls(weights=weights, bias=bias, samples=samples, successes=successes)
+
+
+def fit(
+    window: Sequence[tuple[Sequence[int] | np.ndarray, float]],
+    *,
+    passes: int = PASSES,
+    learning_rate: float = LEARNING_RATE,
+    l2: float = L2,
+) -> OutcomeModel:
+    """A fresh model from a window of (features, target) outcomes, oldest first: `passes` SGD passes
+    in that order, the step shrinking each pass (learning_rate / pass number) so later passes refine
+    rather than chase the last outcomes. Deterministic: the same window gives the same weights,
+    so rebuilding is idempotent. `samples`/`successes` count each outcome once (the baseline is the
+    window's success rate)."""
+    model = OutcomeModel()
+    rows = [
+        (
+            np.asarray(b, dtype=np.int64),
+            1.0 / math.sqrt(len(b)) if len(b) else 0.0,
+            min(max(float(t), 0.0), 1.0),
+        )
+        for b, t in window
+    ]
+    weights = model.weights
+    bias = 0.0
+    for number in range(1, max(passes, 1) + 1):
+        rate = learning_rate / number
+        for index, scale, target in rows:
+            current = weights[index]
+            gradient = _sigmoid(float(current.sum()) * scale + bias) - target
+            weights[index] = current - rate * (gradient * scale + l2 * current)
+            bias -= rate * gradient
+    model.bias = bias
+    model.samples = len(rows)
+    model.successes = sum(target for _, _, target in rows)
+    return model
 
 
 def rating_target(rating: float) -> float:

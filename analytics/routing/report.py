@@ -9,8 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
+from django.conf import settings as django_settings
 
-from selection.engine import HISTORY_QUALITY_SPAN
+from analytics.routing.learned import FIRST_REBUILD, REBUILD_EVERY
+from selection.engine import HISTORY_QUALITY_SPAN, LEARNED_QUALITY_SPAN
 from selection.learning import MIN_SAMPLES
 
 ROUTERS = ("product", "length", "random", "oracle")
@@ -171,6 +173,24 @@ def plot(results: Sequence[dict], path: Path) -> None:
                 label=f"{router} (APGR {result['metrics'][router]['apgr']:.2f})",
                 linestyle="--" if router in ("random", "oracle") else "-",
             )
+        learned = (result.get("learned") or {}).get("crossfit")
+        if learned and learned.get("curve"):
+            shares = [row["strong_share"] for row in learned["curve"]]
+            axis.plot(
+                shares,
+                [row["pgr"]["mean"] for row in learned["curve"]],
+                color="black",
+                linewidth=2,
+                label=f"learned, cross-fit (APGR {learned['apgr']['mean']:.2f})",
+            )
+            axis.fill_between(
+                shares,
+                [row["pgr"]["low"] for row in learned["curve"]],
+                [row["pgr"]["high"] for row in learned["curve"]],
+                color="black",
+                alpha=0.12,
+                linewidth=0,
+            )
         online = result.get("online")
         if online:
             axis.errorbar(
@@ -237,16 +257,25 @@ def docs_page(results: Sequence[dict], image: Path) -> str:
         "scored by `selection.selectors.history_score`, which moves each model's effective quality for\n"
         "the requirement check per task type; measured after a 20% warm-up, 20 seeds.\n\n"
         "Learned router (`selection/learning.py`, the code admission runs): a logistic model per LLM\n"
-        "predicting P(success | prompt text) from hashed word unigrams and bigrams, updated from each\n"
-        "reported outcome of that LLM. `engine.rank` moves the cheaper model's effective quality by\n"
-        "LEARNED_QUALITY_SPAN x (its predicted success minus its usual rate, relative to the strong\n"
+        "predicting P(success | prompt text) from hashed word unigrams and bigrams, rebuilt from that\n"
+        f"LLM's newest {django_settings.COSTSWITCH_LEARNING_WINDOW} reported outcomes with "
+        f"{django_settings.COSTSWITCH_LEARNING_PASSES} passes\n"
+        "(`selection.outcome_learning.rebuild`, what the periodic task runs; used only once a model has\n"
+        f"{MIN_SAMPLES} outcomes). `engine.rank` moves the cheaper model's effective quality by\n"
+        f"LEARNED_QUALITY_SPAN ({LEARNED_QUALITY_SPAN}) x (its predicted success minus its usual rate, "
+        "relative to the strong\n"
         "model's), so prompts it is expected to fail go to the strong model. Cross-fit: the models learn\n"
         "from one half, replayed in random order through the product's policy at its configured setting\n"
-        "with exploration (COSTSWITCH_EXPLORATION_RATE), only the chosen model's outcome reported; they\n"
-        "then route the other half over the whole knob range; 2 folds x the seeds shown. Online: all\n"
-        "prompts in random order, weights refreshed every 100 outcomes (the periodic task's cadence),\n"
-        "measured after the 20% warm-up. Rank agreement: the share of sampled prompts x settings where\n"
-        "the curve's per-prompt threshold says what `engine.rank` itself decides.\n\n"
+        "with exploration (COSTSWITCH_EXPLORATION_RATE), only the chosen model's outcome reported, the\n"
+        f"models rebuilt as the periodic task would (after {FIRST_REBUILD} outcomes, then each time the "
+        f"count has\ndoubled, at most every {REBUILD_EVERY}) and once at the end; they then route the "
+        "other half over the whole\n"
+        "knob range (the black line and its 95% band in the plot); 2 folds x the seeds shown. Online: all\n"
+        "prompts in random order on the same rebuild schedule, measured after the 20% warm-up. Rank\n"
+        "agreement: the share of sampled prompts x settings where the curve's per-prompt threshold says\n"
+        "what `engine.rank` itself decides; the rest are settings so strict that neither model meets the\n"
+        "requirement, where `rank` falls back to the best effective quality and a large learned shift\n"
+        "can make that the weak model, while the curve counts the prompt as sent to the strong one.\n\n"
         f"![PGR curves]({image.as_posix()})\n\n" + table(results) + _findings(results)
     )
 
@@ -294,19 +323,26 @@ def _findings(results: Sequence[dict]) -> str:
             else ""
         )
         fitting = result["prompts"] // 2
+        weak_seen = (found.get("weak_share_learned") or {}).get("mean", 0) * fitting
         starved = (
-            f" With {fitting} prompts in a fitting half, neither model reaches the {MIN_SAMPLES} outcomes "
-            "the product needs before it uses a learned estimate, so this is the product's curve unchanged."
-            if fitting < MIN_SAMPLES
+            f" With {fitting} prompts in a fitting half the weak model is reported on about "
+            f"{weak_seen:.0f} times, under the {MIN_SAMPLES} outcomes the product needs before it uses a "
+            "learned estimate for it, so this is mostly the product's curve unchanged."
+            if weak_seen < MIN_SAMPLES
             else ""
         )
+        length = result["metrics"]["length"]["apgr"]
+        versus = (
+            f"; against the length baseline ({length:.3f}) {apgr['mean'] - length:+.3f} on the mean"
+            f", under random by at most {found['below_random']['mean']:.3f} on average"
+        )
         lines.append(
-            f"- Learned router, {result['benchmark']}: cross-fit APGR {_ci(apgr)}, {verdict}; "
+            f"- Learned router, {result['benchmark']}: cross-fit APGR {_ci(apgr)}, {verdict}{versus}; "
             f"the weak model's outcome was reported for {_ci(found.get('weak_share_learned'), 100, 1)}% "
             "of the fitting half (only the chosen model's outcome is reported: the configured policy "
             "starts with most prompts on the strong model, exploration tries the cheaper model where it "
-            "nearly meets the requirement, and the learned estimate then sends it the prompts it "
-            f"expects to pass).{starved}"
+            f"nearly meets the requirement, or anywhere until it has {MIN_SAMPLES} outcomes, and the "
+            f"learned estimate then sends it the prompts it expects to pass).{starved}"
         )
     lines.append(
         "- The complexity score reads the shape of a prompt (length, requirements, demanding terms), "

@@ -65,10 +65,39 @@ def test_crossfit_finds_the_hard_topic_on_prompts_it_never_learned_from(syntheti
 
 def test_online_learning_routes_well_after_the_warm_up(synthetic):
     prepared, feats, outcomes, _ = synthetic
-    found = learned.online(prepared, feats, outcomes, seeds=2, exploration=0.05, warmup=0.5, cadence=20)
+    found = learned.online(
+        prepared, feats, outcomes, seeds=2, exploration=0.05, warmup=0.5, first_rebuild=20, rebuild_every=50
+    )
     assert found["apgr"]["mean"] > 0.65 and found["apgr"]["n"] == 2
 
 
 def test_judge_scores_are_reported_as_ratings():
     assert [learned._target(score, True) for score in (1, 5.5, 10)] == [0.0, 0.5, 1.0]
     assert learned._target(1.0, False) == 1.0
+
+
+def test_the_harness_learns_through_the_production_window(synthetic, settings):
+    """The evaluation rebuilds its models with outcome_learning.rebuild: the production setting for
+    the window bounds what they learned from."""
+    prepared, feats, outcomes, _ = synthetic
+    settings.COSTSWITCH_LEARNING_WINDOW = 150
+    models = learned.train(prepared, feats, outcomes, range(400), exploration=0.05, rating=False, seed=1)
+    # The weak model was reported on more than 150 times (it is tried until learned to be avoided).
+    assert models["weak"].samples == 150 and 0 < models["strong"].samples <= 150
+
+
+def test_models_are_rebuilt_at_growing_intervals_then_every_period():
+    due, schedule = 0, []
+    while due < 5000:
+        due = learned.rebuild_due(due, 100, 1000)
+        schedule.append(due)
+    assert schedule == [100, 200, 400, 800, 1600, 2600, 3600, 4600, 5600]
+
+
+def test_the_crossfit_curve_runs_from_always_weak_to_always_strong(synthetic):
+    prepared, feats, outcomes, _ = synthetic
+    curve = learned.crossfit(prepared, feats, outcomes, seeds=1, exploration=0.05)["curve"]
+    assert [row["strong_share"] for row in curve] == pytest.approx([k / 20 for k in range(21)])
+    assert curve[0]["pgr"]["mean"] == pytest.approx(0) and curve[-1]["pgr"]["mean"] == pytest.approx(1)
+    # The hard half is found: half the strong calls recover (nearly) the whole gap.
+    assert curve[10]["pgr"]["mean"] > 0.9

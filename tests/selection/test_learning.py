@@ -1,5 +1,6 @@
 """selection.learning: hashed text features and the per-model online logistic model, pure."""
 
+import math
 import random
 import subprocess
 import sys
@@ -33,9 +34,7 @@ def _synthetic(seed: int, n: int) -> list[tuple[list[int], float]]:
 
 
 def test_the_model_learns_a_separable_signal_and_ranks_unseen_prompts():
-    model = learning.OutcomeModel()
-    for buckets, target in _synthetic(1, 400):
-        model.update(buckets, target)
+    model = learning.fit(_synthetic(1, 400), passes=1)
 
     held_out = _synthetic(2, 200)
     easy = [model.predict(b) for b, t in held_out if t == 1.0]
@@ -46,17 +45,48 @@ def test_the_model_learns_a_separable_signal_and_ranks_unseen_prompts():
 
 
 def test_an_untrained_model_predicts_even_odds_and_bias_follows_the_base_rate():
-    model = learning.OutcomeModel()
-    assert model.predict(learning.features("anything at all")) == pytest.approx(0.5)
-    for _ in range(200):
-        model.update([], 1.0)
-    assert model.predict([]) > 0.9
+    assert learning.OutcomeModel().predict(learning.features("anything at all")) == pytest.approx(0.5)
+    assert learning.fit([([], 1.0)] * 200).predict([]) > 0.9
+
+
+def _log_loss(model: learning.OutcomeModel, rows) -> float:
+    return -sum(
+        t * math.log(model.predict(b)) + (1 - t) * math.log(1 - model.predict(b)) for b, t in rows
+    ) / len(rows)
+
+
+def _separation(model: learning.OutcomeModel, rows) -> float:
+    easy = [model.predict(b) for b, t in rows if t == 1.0]
+    hard = [model.predict(b) for b, t in rows if t == 0.0]
+    return sum(easy) / len(easy) - sum(hard) / len(hard)
+
+
+def test_rebuilding_from_the_same_window_gives_the_same_model():
+    window = _synthetic(11, 150)
+    first, second = learning.fit(window, passes=3), learning.fit(list(window), passes=3)
+    assert first.to_bytes() == second.to_bytes()
+    # Each outcome counts once in the usual rate, whatever the passes.
+    assert first.samples == 150 and first.successes == sum(t for _, t in window)
+
+
+def test_more_passes_fit_a_small_noisy_window_better_and_still_generalise():
+    rng = random.Random(12)
+    # 60 outcomes, 20% of them flipped: one pass cannot take all of it in.
+    window = [(b, t if rng.random() > 0.2 else 1 - t) for b, t in _synthetic(13, 60)]
+    held_out = _synthetic(14, 200)
+    one, three = learning.fit(window, passes=1), learning.fit(window, passes=3)
+    assert _log_loss(three, window) < _log_loss(one, window) - 0.02
+    # ... and the extra passes learned the topic, not the flips: unseen prompts separate better.
+    assert _separation(three, held_out) > _separation(one, held_out) + 0.05 > 0.1
+
+
+def test_ratings_are_fitted_as_fractions():
+    rows = [(learning.features("rate this answer"), 0.75)] * 300
+    assert learning.fit(rows).predict(learning.features("rate this answer")) == pytest.approx(0.75, abs=0.03)
 
 
 def test_serialisation_round_trips_exactly():
-    model = learning.OutcomeModel()
-    for buckets, target in _synthetic(3, 100):
-        model.update(buckets, target)
+    model = learning.fit(_synthetic(3, 100))
 
     restored = learning.OutcomeModel.from_bytes(model.to_bytes())
 
@@ -111,9 +141,7 @@ def test_reported_outcomes_become_targets(outcome, rating, target):
 
 
 def test_estimates_need_enough_outcomes():
-    trained, fresh = learning.OutcomeModel(), learning.OutcomeModel()
-    for buckets, target in _synthetic(5, learning.MIN_SAMPLES):
-        trained.update(buckets, target)
+    trained, fresh = learning.fit(_synthetic(5, learning.MIN_SAMPLES)), learning.OutcomeModel()
     found = learning.estimates({"a": trained, "b": fresh}, learning.features("a tax statute"))
     assert set(found) == {"a"} and found["a"] < -0.1
 
@@ -140,11 +168,11 @@ def _candidate(model_id: str, quality: int, price: str) -> Candidate:
     return engine_candidate(model_id, quality, price)
 
 
-def _rank(learned: dict[str, float] | None):
+def _rank(learned: dict[str, float] | None, requirement: int = 70):
     return rank(
         [_candidate("strong", 90, "24.7"), _candidate("cheap", 75, "0.24")],
         task_type="chat",
-        requirement=70,
+        requirement=requirement,
         strategy=Strategy.BALANCED,
         budget_factor=0.0,
         constraints=Constraints(),
@@ -169,6 +197,19 @@ def test_the_shift_is_relative_to_the_strongest_learned_model():
         {"strong": -0.2, "cheap": -0.2},
     )
     assert both_hard == {"strong": 0, "cheap": 0}
-    alone = learned_shifts([_candidate("cheap", 75, "0.24")], "chat", {"cheap": 0.01})
+    # Only the cheap model has an estimate: it is judged against its own usual rate.
+    alone = learned_shifts(
+        [_candidate("strong", 90, "24.7"), _candidate("cheap", 75, "0.24")], "chat", {"cheap": 0.01}
+    )
     assert alone == {"cheap": round(0.01 * LEARNED_QUALITY_SPAN)}
     assert _rank({"strong": -0.2, "cheap": -0.2}).chosen.id == "cheap"
+
+
+def test_a_lone_estimate_for_the_strongest_model_does_not_send_hard_prompts_down():
+    """Only the strong model has enough outcomes yet (the cheap one is rarely chosen): a prompt it
+    finds harder than usual must not lower it under the cheap one."""
+    pair = [_candidate("strong", 90, "24.7"), _candidate("cheap", 75, "0.24")]
+    assert learned_shifts(pair, "chat", {"strong": -0.3}) == {"strong": 0}
+    for requirement in (70, 80, 95):
+        without, alone = _rank(None, requirement), _rank({"strong": -0.3}, requirement)
+        assert alone.chosen.id == without.chosen.id

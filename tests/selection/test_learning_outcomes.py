@@ -10,14 +10,14 @@ from django.core.management import call_command
 from budgets.models import UsageRecord
 from selection import learning
 from selection.analysis import analyze_request
-from selection.engine import quality_requirement
+from selection.engine import learned_shifts, quality_requirement
 from selection.models import Decision, LearnedOutcomeModel, OutcomeLearningState
 from selection.outcome_learning import FEATURES_KEY, decode_features, outcome_models_train
 from selection.tasks import learn_from_outcomes
 from tests.budgets.factories import make_api_key
 from tests.conftest import client_with_key
 from tests.models_registry.factories import ModelProfileFactory
-from tests.selection.conftest import quality
+from tests.selection.conftest import engine_candidate, quality
 
 SELECT = "/api/v1/models/select"
 USAGE = "/api/v1/usage"
@@ -214,10 +214,22 @@ def _set_quality(model, score: int) -> None:
 def test_exploration_sends_a_share_of_near_misses_to_the_cheaper_model(
     world, team_key, pair, settings, django_capture_on_commit_callbacks, short_by, explored
 ):
-    # The cheap model misses the derived requirement by `short_by`: within the margin (10) or not.
-    _set_quality(pair["cheap"], _derived_requirement(HI) - short_by)
     client = client_with_key(team_key[1])
-    _start_learning(client, django_capture_on_commit_callbacks)
+    # The cheap model has enough learned outcomes for an estimate of its own (easy prompts it passes,
+    # hard ones it fails: it has been the cheap choice for all of them so far)...
+    _traffic(client, learning.MIN_SAMPLES + 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome_models_train()
+    cheap = learning.OutcomeModel.from_bytes(bytes(LearnedOutcomeModel.objects.get(model="cheap").weights))
+    [shift] = learned_shifts(
+        [engine_candidate("strong", 100, "10"), engine_candidate("cheap", 0, "0.1")],
+        "chat",
+        learning.estimates({"cheap": cheap}, learning.features("hi")),
+    ).values()
+    # ... and, its learned shift for this prompt included, misses the derived requirement by
+    # `short_by`: within the margin (10) or not.
+    with django_capture_on_commit_callbacks(execute=True):  # the registry's new version
+        _set_quality(pair["cheap"], _derived_requirement(HI) - short_by - shift)
     settings.COSTSWITCH_EXPLORATION_RATE = 1.0
 
     response = client.post(SELECT, {"requestId": "explore-1", "request": {"messages": HI}}, format="json")
@@ -225,6 +237,23 @@ def test_exploration_sends_a_share_of_near_misses_to_the_cheaper_model(
     assert response.json()["selectedModel"] == ("cheap" if explored else "strong")
     changes = Decision.objects.get(request_id="explore-1").changes
     assert [c["source"] for c in changes] == (["exploration"] if explored else [])
+
+
+def test_a_cheaper_model_without_enough_learned_outcomes_is_explored_whatever_its_margin(
+    world, team_key, pair, settings, django_capture_on_commit_callbacks
+):
+    # Far under the requirement: the policy never picks it, so only exploration can learn it.
+    _set_quality(pair["cheap"], _derived_requirement(HI) - 40)
+    client = client_with_key(team_key[1])
+    _start_learning(client, django_capture_on_commit_callbacks)
+    settings.COSTSWITCH_EXPLORATION_RATE = 1.0
+
+    response = client.post(SELECT, {"requestId": "cold-1", "request": {"messages": HI}}, format="json")
+
+    assert response.json()["selectedModel"] == "cheap"
+    [change] = Decision.objects.get(request_id="cold-1").changes
+    assert change["source"] == "exploration"
+    assert f"fewer than {learning.MIN_SAMPLES} learned outcomes" in change["effect"]
 
 
 @pytest.mark.parametrize("stated", [{"qualityRequirement": 60}, {"priority": "critical"}])
@@ -273,3 +302,53 @@ def test_exploration_never_picks_a_model_a_hard_filter_rejected(
     assert {r["model"]: r["code"] for r in decision.rejections} == {"notools": "missing_capability"}
     assert response.json()["selectedModel"] == "cheap"
     assert [c["model"] for c in decision.changes if c["source"] == "exploration"] == ["cheap"]
+
+
+def _reported(client, prefix: str, outcomes: list[str]) -> None:
+    """Easy prompts, selected and settled with these outcomes, oldest first."""
+    for i, outcome in enumerate(outcomes):
+        body = _select(client, f"{prefix}-{i}", EASY.format(f"{THINGS[i % len(THINGS)]} {prefix} {i}"))
+        assert body["selectedModel"] == "cheap"
+        _settle(client, body["reservationId"], outcome)
+
+
+def test_a_run_rebuilds_the_model_from_the_newest_window_of_outcomes(world, team_key, pair, settings):
+    settings.COSTSWITCH_LEARNING_WINDOW = 4
+    settings.COSTSWITCH_LEARNING_PASSES = 2
+    client = client_with_key(team_key[1])
+    _reported(client, "old", ["failure"] * 6)
+    _reported(client, "new", ["success"] * 4)
+
+    summary = outcome_models_train()
+
+    assert summary[str(world.org.pk)]["learned"] == 10  # every new outcome seen once...
+    stored = LearnedOutcomeModel.objects.get(organization=world.org, model="cheap")
+    model = learning.OutcomeModel.from_bytes(bytes(stored.weights))
+    # ... but the model is the newest 4 only: the old failures have aged out of it.
+    assert (stored.samples, model.samples, model.successes) == (4, 4, 4.0)
+    newest = [
+        (decode_features(Decision.objects.get(request_id=f"new-{i}").analysis[FEATURES_KEY]), 1.0)
+        for i in range(4)
+    ]
+    assert model.to_bytes() == learning.fit(newest, passes=2).to_bytes()
+
+
+def test_new_outcomes_rebuild_from_all_of_the_window_not_only_the_new_ones(
+    world, team_key, pair, django_capture_on_commit_callbacks
+):
+    client = client_with_key(team_key[1])
+    _reported(client, "first", ["failure"] * 6)
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome_models_train()
+    _reported(client, "second", ["success"] * 4)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = outcome_models_train()
+
+    assert summary[str(world.org.pk)]["learned"] == 4
+    state = OutcomeLearningState.objects.get(organization=world.org)
+    assert (state.learned, state.version) == (10, 2)
+    model = learning.OutcomeModel.from_bytes(
+        bytes(LearnedOutcomeModel.objects.get(organization=world.org, model="cheap").weights)
+    )
+    assert (model.samples, model.successes) == (10, 4.0)

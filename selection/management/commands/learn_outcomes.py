@@ -4,8 +4,9 @@ from selection.outcome_learning import outcome_models_train
 
 class Command(JobCommand):
     help = (
-        "Train the per-request outcome models from outcomes reported since the last run (what the "
-        "learn-from-outcomes beat task does every minute)."
+        "Rebuild the per-request outcome models that outcomes reported since the last run concern, "
+        "from each model's newest COSTSWITCH_LEARNING_WINDOW outcomes (what the learn-from-outcomes "
+        "beat task does every minute)."
     )
 
     def add_arguments(self, parser):
