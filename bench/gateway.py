@@ -4,15 +4,18 @@ A stub OpenAI-compatible provider (tests/gateway/upstream.py, a threaded HTTP se
 once with a fixed `usage`) runs in this process. Clients are forked processes posting the same
 non-streamed chat request in a closed loop with http.client, first straight to the stub, then
 through costswitch (`POST /v1/chat/completions` on gunicorn with deploy/gunicorn.conf.py, DEBUG off,
-Redis cache, logs at WARNING), at 1 and 16 concurrent clients. Through costswitch each request is
+Redis cache, logs at WARNING), at 1 and 16 concurrent clients, and at 16 once more with the provider
+taking --gateway-provider-delay per answer, as a real model does. Through costswitch each request is
 authenticated, admitted (rules, selection, a ledger hold, the decision row), forwarded on the pooled
-httpx client, and settled (a usage record and charges on every budget of the chain).
+httpx client, and settled (a usage record and charges on every budget of the chain) once the answer
+has been sent: the caller does not wait for that write, the worker does.
 
 overhead = latency through costswitch - latency direct, per percentile (p50, p99). Target: p99
-overhead < 15 ms. With 16 closed-loop clients on a machine with few cores, requests queue for the
-CPU (the stub, the clients, gunicorn, PostgreSQL and Redis share it): the 16-client figure then
-measures that queue as much as the gateway. Every run reports errors; the ledger is checked after
-each (no reservation left pending, spent = charges on every period of the bench organization).
+overhead < 15 ms. With 16 closed-loop clients of an instant provider on a machine with few cores,
+requests queue for the CPU (the stub, the clients, gunicorn, PostgreSQL and Redis share it): that
+figure measures the queue as much as the gateway; with the provider's delay, 16 clients send what
+16 concurrent model calls send. Every run reports errors; the ledger is checked after each (no
+reservation left pending, spent = charges on every period of the bench organization).
 """
 
 import http.client
@@ -39,6 +42,13 @@ def add_arguments(parser) -> None:
     group.add_argument("--gateway-duration", type=float, default=5.0, help="measured seconds per run")
     group.add_argument("--gateway-warmup", type=float, default=1.0, help="unmeasured seconds before each run")
     group.add_argument("--gateway-workers", type=int, help="gunicorn workers (default: the config's)")
+    group.add_argument(
+        "--gateway-provider-delay",
+        type=float,
+        default=0.5,
+        help="seconds the stub provider takes to answer in one more run at the most clients, as a real "
+        "model does (default 0.5; 0: no such run)",
+    )
 
 
 def run(args) -> dict:
@@ -65,13 +75,17 @@ def run(args) -> dict:
         ):
             _wait(address, secrets[0], server, log)
             stub_address = urlsplit(stub.base_url).hostname, urlsplit(stub.base_url).port
-            for count in counts:
+            plan = [(count, 0.0) for count in counts]
+            if args.gateway_provider_delay > 0:
+                plan.append((max(counts), args.gateway_provider_delay))
+            for count, delay in plan:
+                stub.behaviour(MODEL).delay = delay
                 direct = _run(stub_address, "/v1/chat/completions", [stub.api_key] * count, args)
                 through = _run(address, PATH, secrets[:count], args)
-                runs.append(_compare(count, direct, through))
+                runs.append(_compare(count, delay, direct, through))
                 row = runs[-1]
                 print(
-                    f"  gateway {count:>3} clients: overhead p50 {row['overhead_ms']['p50']} ms, "
+                    f"  gateway {_label(row)}: overhead p50 {row['overhead_ms']['p50']} ms, "
                     f"p99 {row['overhead_ms']['p99']} ms, errors {row['errors']}",
                     flush=True,
                 )
@@ -79,7 +93,7 @@ def run(args) -> dict:
         stub.stop()
         ledger_ok = _ledger_exact(organization)
         _cleanup()
-    one = next((r for r in runs if r["clients"] == 1), None)
+    one = next((r for r in runs if r["clients"] == 1 and not r["provider_delay_ms"]), None)
     ok = ledger_ok and all(r["errors"] == 0 for r in runs)
     return {
         "ok": ok,
@@ -93,7 +107,8 @@ def run(args) -> dict:
             ),
         },
         "server": "gunicorn -c deploy/gunicorn.conf.py (sync workers), DEBUG=0, LOG_LEVEL=WARNING",
-        "upstream": "stub OpenAI-compatible server in the bench process (ThreadingHTTPServer), no delay",
+        "upstream": "stub OpenAI-compatible server in the bench process (ThreadingHTTPServer), answering "
+        "at once, or after provider_delay_ms in the run that says so",
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "runs": runs,
     }
@@ -230,7 +245,7 @@ def _client(address, path, secret, model, ready, go, start_at, warmup, duration,
     queue.put(report)
 
 
-def _compare(count: int, direct: dict, through: dict) -> dict:
+def _compare(count: int, delay: float, direct: dict, through: dict) -> dict:
     d, t = latency_summary(direct["latency"]), latency_summary(through["latency"])
 
     def minus(key):
@@ -238,6 +253,7 @@ def _compare(count: int, direct: dict, through: dict) -> dict:
 
     return {
         "clients": count,
+        "provider_delay_ms": round(delay * 1000),
         "direct_ms": d,
         "through_ms": t,
         "overhead_ms": {"p50": minus("p50"), "p99": minus("p99"), "mean": minus("mean")},
@@ -248,10 +264,15 @@ def _compare(count: int, direct: dict, through: dict) -> dict:
     }
 
 
+def _label(run: dict) -> str:
+    delay = run.get("provider_delay_ms")
+    return f"{run['clients']} clients" + (f", provider {delay} ms" if delay else "")
+
+
 def render(result: dict) -> str:
     rows = [
         (
-            f"{run['clients']} clients",
+            _label(run),
             run["direct_ms"]["p50"],
             run["through_ms"]["p50"],
             run["overhead_ms"]["p50"],
@@ -273,6 +294,6 @@ def render(result: dict) -> str:
         f"target: p99 overhead < {target['p99_overhead_ms']} ms at 1 client: "
         f"measured {target['measured']} ms "
         f"({'met' if target['met'] else 'NOT met'}); ledger exact: {result['ledger_exact']}; "
-        f"{result['cores']} usable cores (16 clients queue for them)",
+        f"{result['cores']} usable cores (16 clients of an instant provider queue for them)",
     ]
     return "\n".join(lines)

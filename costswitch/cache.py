@@ -39,6 +39,11 @@ def cache_get(key: str, default: Any = None) -> Any:
     return _call("get", default, lambda: cache.get(key, default))
 
 
+def cache_get_many(keys: list[str]) -> dict[str, Any]:
+    """The keys found, in one round trip ({} while the cache is unreachable)."""
+    return _call("get_many", {}, lambda: cache.get_many(keys))
+
+
 def cache_set(key: str, value: Any, timeout: float | None, *, keep: bool = False) -> bool:
     """True when written. With `keep`, a failed write is made again once the cache answers."""
     written = _call("set", False, lambda: cache.set(key, value, timeout) or True)

@@ -1,14 +1,16 @@
-"""Model instances from written-out SELECTs, loaded as the ORM loads them.
+"""Written-out statements for the few reads and inserts every admission makes.
 
-A few reads run on every API request (the caller's key, its budget chain). For those the ORM takes
-longer to build the statement than the database takes to run it (README "Measured"), so they are
-written out once; `Columns` lists a model's columns for such a statement and turns its share of a
-result row back into an instance, with the same database converters the ORM applies (SQLite's
-datetimes and decimals, JSON) and `None` for a LEFT JOIN that found nothing.
+On the request path (the caller's key, its budget chain, the ledger's rows, the decision) the ORM
+takes longer to build a statement than the database takes to run it (README "Measured"), so those
+statements are written out once. `Columns` lists a model's columns for a SELECT and turns its share
+of a result row back into an instance, with the database converters the ORM applies (SQLite's
+datetimes and decimals, JSON) and `None` for a LEFT JOIN that found nothing; `insert` writes a new
+instance as `save()` would (field defaults, `auto_now_add`; models without save signals only).
 """
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 
 from django.db import connection
 from django.db.models import Model
@@ -64,3 +66,22 @@ def fetch_rows(sql: str, params: Sequence) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+@cache
+def _insert_statement(model: type[Model]) -> tuple[str, list]:
+    quote = connection.ops.quote_name
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(quote(f.column) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    return f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING {pk}", fields
+
+
+def insert(instance: Model) -> None:
+    """INSERT `instance` (new, with an automatic primary key) and set its primary key."""
+    sql, fields = _insert_statement(type(instance))
+    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    instance.pk = fetch_rows(sql, params)[0][0]
+    instance._state.adding = False
+    instance._state.db = connection.alias

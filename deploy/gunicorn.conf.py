@@ -27,16 +27,20 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-# Sync workers: a request is a few milliseconds of database work, so 2 x cores + 1 processes keep
-# the CPUs busy while some wait on PostgreSQL. Capped: each worker holds a database connection and
-# ~100 MB; scale out with more machines rather than more workers on one.
-workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * _cores() + 1, 12))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# Threaded workers. An API call is a few milliseconds of database work, but the gateway holds its
+# request for the provider's whole answer (seconds; a stream, minutes): with one request per
+# process, five sync workers would serve five model calls at once and queue the rest (README
+# "Measured"). Threads wait on providers, processes (2 x cores + 1) use the cores. Each thread may
+# hold a database connection: WEB_CONCURRENCY x GUNICORN_THREADS (at most 8 x 8 by default) must
+# stay under PostgreSQL's max_connections. Each process takes ~100 MB; scale out with machines.
+workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * _cores() + 1, 8))
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 worker_class = "gthread" if threads > 1 else "sync"
-keepalive = 5  # gthread only: a little longer than nothing, shorter than load balancers' idle timeouts
+keepalive = 5  # a little longer than nothing, shorter than load balancers' idle timeouts
 
-# A worker silent for this long is killed and replaced; every API call is far shorter. On TERM or
-# HUP, workers finish their requests for up to graceful_timeout before they are stopped.
+# A worker whose main loop is silent for this long is killed and replaced (a threaded worker's loop
+# runs while its threads wait on providers). On TERM or HUP, workers finish their requests for up
+# to graceful_timeout before they are stopped.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 30
 

@@ -30,8 +30,10 @@ from budgets.selectors import (
 )
 from budgets.services.ledger import reservation_authorize
 from costswitch import logs, metrics
+from costswitch.cache import cache_get_many
 from costswitch.errors import BudgetExceeded, Conflict, DomainError, PermissionDenied, ValidationFailed
 from costswitch.money import ZERO, display_decimal, quantize_money
+from costswitch.rows import insert
 from models_registry.pricing import request_cost
 from models_registry.tokens import count_message_tokens_per_tokenizer
 from selection import learning
@@ -59,8 +61,8 @@ from selection.estimates import (
 from selection.models import Decision
 from selection.outcome_learning import FEATURES_KEY, encode_features, learned_models_in_force
 from selection.rules import Rule, RuleContext, RuleSet, SelectModelAction
-from selection.selectors import RulesInForce, history_scores, rules_in_force
-from selection.snapshot import ModelSnapshot, registry_snapshot
+from selection.selectors import RulesInForce, history_key, history_scores, rules_in_force, rules_version_key
+from selection.snapshot import REGISTRY_VERSION_KEY, ModelSnapshot, registry_snapshot
 
 AUTO = "auto"
 # Share of the remaining budget one request takes, in percent: fine enough for cheap requests.
@@ -138,6 +140,7 @@ class _Context:
     input_tokens: int = 0
     output: OutputEstimate | None = None
     registry: Any = None
+    cached: dict[str, Any] = field(default_factory=dict)  # the cache keys every admission reads
     counts: dict[str, int] = field(default_factory=dict)
     text_features: list[int] | None = None  # hashed request text, learned from once an outcome comes
     # Real admissions of organizations that report outcomes explore; an explanation shows the policy.
@@ -199,7 +202,11 @@ def _admit(
         ctx.team, ctx.user = attribution_for(principal, team_id=request.team_id, user_id=request.user_id)
     else:
         ctx.team, ctx.user = principal.team, principal.user
-    registry = registry_snapshot()
+    organization = principal.organization
+    ctx.cached = cache_get_many(
+        [REGISTRY_VERSION_KEY, rules_version_key(organization.pk), history_key(organization.pk)]
+    )
+    registry = registry_snapshot(ctx.cached.get(REGISTRY_VERSION_KEY))
     requested_id = chat.model if chat.model and chat.model != AUTO else None
     if requested_id is not None and requested_id not in registry.models:
         raise ValidationFailed(
@@ -221,9 +228,10 @@ def _admit(
     ctx.output = expected_output(principal, analysis.task_type, chat.max_tokens)
     chain = chain_status(principal=principal, team=ctx.team, user=ctx.user)
 
-    rules = (
-        RulesInForce(None, draft_rules) if draft_rules is not None else rules_in_force(principal.organization)
-    )
+    if draft_rules is not None:
+        rules = RulesInForce(None, draft_rules)
+    else:
+        rules = rules_in_force(organization, version_id=ctx.cached.get(rules_version_key(organization.pk)))
     ctx.rule_set_id = rules.version.pk if rules.version else None
     driving = _most_used(chain.budgets)
     ctx.rule = rules.rules.first_match(_rule_context(ctx, requested_id, driving))
@@ -566,7 +574,9 @@ def _choose(
     """Rank the pool. A named model is honoured unless a rule, a filter or the budget says otherwise;
     under budget pressure it is only swapped for a model no dearer and within QUALITY_TOLERANCE."""
     analysis = ctx.analysis
-    history = history_scores(ctx.principal.organization).get(analysis.task_type, {})
+    organization = ctx.principal.organization
+    cached = ctx.cached.get(history_key(organization.pk))
+    history = history_scores(organization, cached=cached).get(analysis.task_type, {})
     learned = _learned_estimates(ctx)
 
     def ranked(pool, constraints, requirement):
@@ -925,7 +935,7 @@ def _record(
         decision.rejections = refusal.details.get("rejections", [])
     decision.latency_us = int((time.perf_counter() - ctx.started) * 1_000_000)
     if save:
-        decision.save()
+        insert(decision)
         metrics.count_admission(decision.outcome)
         logs.bind(decision_id=decision.pk)
     return decision

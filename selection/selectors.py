@@ -40,10 +40,11 @@ _rules_lock = threading.Lock()
 _compiled_rules: dict[int, RulesInForce] = {}
 
 
-def rules_in_force(organization: Organization) -> RulesInForce:
-    """The organization's newest rule set, compiled once per process and version."""
+def rules_in_force(organization: Organization, *, version_id: int | None = None) -> RulesInForce:
+    """The organization's newest rule set, compiled once per process and version. `version_id`: the
+    version key's value, when the caller read it already."""
     key = rules_version_key(organization.pk)
-    version_id = cache_get(key)
+    version_id = cache_get(key) if version_id is None else version_id
     if version_id is None:
         version_id = (
             RuleSetVersion.objects.filter(organization=organization)
@@ -65,11 +66,18 @@ def rules_in_force(organization: Organization) -> RulesInForce:
         return compiled
 
 
-def history_scores(organization: Organization) -> dict[str, dict[str, float]]:
+def history_key(organization_id: int) -> str:
+    return f"selection:history:v2:{organization_id}"
+
+
+def history_scores(
+    organization: Organization, *, cached: dict[str, dict[str, float]] | None = None
+) -> dict[str, dict[str, float]]:
     """0..1 per task type and model from reported outcomes (success rate and ratings), shrunk towards
-    0.5 while samples are few, so one bad answer does not bury a model."""
-    key = f"selection:history:v2:{organization.pk}"
-    scores = cache_get(key)
+    0.5 while samples are few, so one bad answer does not bury a model. `cached`: the cache's value,
+    when the caller read it already."""
+    key = history_key(organization.pk)
+    scores = cache_get(key) if cached is None else cached
     if scores is None:
         since = timezone.now() - timedelta(days=settings.COSTSWITCH_HISTORY_WINDOW_DAYS)
         scores = {}

@@ -41,6 +41,7 @@ from budgets.services.alerts import alerts_for_changes, with_next_threshold
 from budgets.services.periods import period_get_or_open
 from costswitch.errors import BudgetExceeded, Conflict, NotFound, ValidationFailed
 from costswitch.money import ZERO, display_decimal
+from costswitch.rows import Columns, fetch_rows, insert
 
 # A report dated further ahead than this is a clock error, not a future charge.
 MAX_CLOCK_SKEW = timedelta(minutes=5)
@@ -110,8 +111,9 @@ def _locked(periods: QuerySet[BudgetPeriod]) -> dict[int, BudgetPeriod]:
 # Every authorization and settlement locks its periods. The ORM takes three times longer to compile
 # that statement than PostgreSQL takes to run it (README "Measured"), so on PostgreSQL it is written
 # out: the statement `_locked` builds, `next_threshold` being `with_next_threshold`'s.
+_PERIOD = Columns(BudgetPeriod, "period")
 _LOCK_SQL = f"""
-    SELECT period.*, (
+    SELECT {_PERIOD.sql}, (
         SELECT threshold.percent FROM {Threshold._meta.db_table} threshold
         WHERE threshold.budget_id = period.budget_id
             AND threshold.percent * period."limit" > (period.spent + period.reserved) * 100
@@ -163,25 +165,30 @@ def _lock_periods(
     if not _on_postgresql():
         periods = BudgetPeriod.objects.filter(pk__in=ids)
         return _locked(periods.filter(_in_force(in_force_at)) if in_force_at else periods)
-    locked = BudgetPeriod.objects.raw(_LOCK_BY_ID_SQL, {"ids": ids, "moment": in_force_at})
-    return {period.pk: period for period in locked}
+    return _lock_rows(_LOCK_BY_ID_SQL, {"ids": ids, "moment": in_force_at})
 
 
 def _lock_in_force(budgets: list[Budget], moment: datetime) -> dict[int, BudgetPeriod]:
     """Lock the budgets' periods in force at `moment`."""
     if not _on_postgresql():
         return _locked(BudgetPeriod.objects.filter(_in_force(moment), budget__in=budgets))
-    ids = sorted(budget.pk for budget in budgets)
-    locked = BudgetPeriod.objects.raw(_LOCK_IN_FORCE_SQL, {"budgets": ids, "moment": moment})
-    return {period.pk: period for period in locked}
+    return _lock_rows(_LOCK_IN_FORCE_SQL, {"budgets": sorted(b.pk for b in budgets), "moment": moment})
 
 
 def _lock_held_periods(reservation: Reservation) -> dict[int, BudgetPeriod]:
     """Lock the periods `reservation` holds money on."""
     if not _on_postgresql():
         return _lock_periods(reservation.holds.values_list("period_id", flat=True))
-    locked = BudgetPeriod.objects.raw(_LOCK_HELD_SQL, {"id": reservation.pk})
-    return {period.pk: period for period in locked}
+    return _lock_rows(_LOCK_HELD_SQL, {"id": reservation.pk})
+
+
+def _lock_rows(sql: str, params: dict) -> dict[int, BudgetPeriod]:
+    locked = {}
+    for row in fetch_rows(sql, params):
+        period = _PERIOD.load(row)
+        period.next_threshold = row[len(_PERIOD)]
+        locked[period.pk] = period
+    return locked
 
 
 def _in_force(moment: datetime) -> Q:
@@ -328,7 +335,7 @@ def _hold(reservation: Reservation, budgets: list[Budget]) -> None:
                 f"the request needs {display_decimal(amount)}.",
                 details={"budget_id": budget.pk, "available": available, "requested": amount},
             )
-    reservation.save(force_insert=True)
+    insert(reservation)
     _insert_shares(ReservationHold, reservation.pk, list(locked), amount)
     _book(list(locked), reserved=amount)
     alerts_for_changes((period, amount) for period in locked.values())
@@ -373,7 +380,7 @@ def reservation_settle(*, principal: Principal, reservation_id: int, report: Usa
         fields["model"] = report.model or reservation.model
         # A reservation taken by the selection engine knows the task type it detected.
         fields["task_type"] = report.task_type or str(reservation.metadata.get("task_type", ""))[:50]
-        usage = UsageRecord.objects.create(
+        usage = UsageRecord(
             **fields,
             organization=reservation.organization,
             team_id=reservation.team_id,
@@ -382,6 +389,7 @@ def reservation_settle(*, principal: Principal, reservation_id: int, report: Usa
             reservation=reservation,
             source=UsageSource.RESERVATION,
         )
+        insert(usage)
         _insert_shares(UsageCharge, usage.pk, period_ids, report.cost)
         # Every hold of a reservation is its full amount, so one UPDATE books all periods.
         released = reservation.amount if reservation.state == ReservationState.PENDING else ZERO
