@@ -75,14 +75,18 @@ def run(args) -> dict:
         ):
             _wait(address, secrets[0], server, log)
             stub_address = urlsplit(stub.base_url).hostname, urlsplit(stub.base_url).port
-            plan = [(count, 0.0) for count in counts]
+            # (clients, provider delay, keep-alive): SDKs keep their connection, which then waits
+            # for the worker to finish the previous request, settlement included.
+            plan = [(count, 0.0, False) for count in counts]
+            if 1 in counts:
+                plan.append((1, 0.0, True))
             if args.gateway_provider_delay > 0:
-                plan.append((max(counts), args.gateway_provider_delay))
-            for count, delay in plan:
+                plan.append((max(counts), args.gateway_provider_delay, False))
+            for count, delay, keep in plan:
                 stub.behaviour(MODEL).delay = delay
-                direct = _run(stub_address, "/v1/chat/completions", [stub.api_key] * count, args)
-                through = _run(address, PATH, secrets[:count], args)
-                runs.append(_compare(count, delay, direct, through))
+                direct = _run(stub_address, "/v1/chat/completions", [stub.api_key] * count, args, keep)
+                through = _run(address, PATH, secrets[:count], args, keep)
+                runs.append(_compare(count, delay, keep, direct, through))
                 row = runs[-1]
                 print(
                     f"  gateway {_label(row)}: overhead p50 {row['overhead_ms']['p50']} ms, "
@@ -93,7 +97,9 @@ def run(args) -> dict:
         stub.stop()
         ledger_ok = _ledger_exact(organization)
         _cleanup()
-    one = next((r for r in runs if r["clients"] == 1 and not r["provider_delay_ms"]), None)
+    one = next(
+        (r for r in runs if r["clients"] == 1 and not r["provider_delay_ms"] and not r["keep_alive"]), None
+    )
     ok = ledger_ok and all(r["errors"] == 0 for r in runs)
     return {
         "ok": ok,
@@ -106,7 +112,7 @@ def run(args) -> dict:
                 one and one["overhead_ms"]["p99"] is not None and one["overhead_ms"]["p99"] < TARGET_MS
             ),
         },
-        "server": "gunicorn -c deploy/gunicorn.conf.py (sync workers), DEBUG=0, LOG_LEVEL=WARNING",
+        "server": "gunicorn -c deploy/gunicorn.conf.py (threaded workers), DEBUG=0, LOG_LEVEL=WARNING",
         "upstream": "stub OpenAI-compatible server in the bench process (ThreadingHTTPServer), answering "
         "at once, or after provider_delay_ms in the run that says so",
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -201,10 +207,10 @@ def _post(address, path: str, body: bytes, secret: str, connection) -> tuple[int
             connection.close()
 
 
-def _run(address, path: str, secrets: list[str], args) -> dict:
+def _run(address, path: str, secrets: list[str], args, keep_alive: bool = False) -> dict:
     window = run_clients(
         _client,
-        [(address, path, secret, MODEL) for secret in secrets],
+        [(address, path, secret, MODEL, keep_alive) for secret in secrets],
         warmup=args.gateway_warmup,
         duration=args.gateway_duration,
     )
@@ -219,9 +225,11 @@ def _run(address, path: str, secrets: list[str], args) -> dict:
     }
 
 
-def _client(address, path, secret, model, ready, go, start_at, warmup, duration, queue) -> None:
-    """One closed-loop client; a new connection per request (sync gunicorn workers close theirs)."""
+def _client(address, path, secret, model, keep_alive, ready, go, start_at, warmup, duration, queue) -> None:
+    """One closed-loop client: a new connection per request, or one kept open (http.client opens
+    another when the server closed it)."""
     report = {"latency": [], "errors": 0, "first_error": None}
+    connection = http.client.HTTPConnection(*address, timeout=CLIENT_TIMEOUT) if keep_alive else None
     ready.wait(timeout=120)
     go.wait(timeout=120)
     sleep_until(start_at.value)
@@ -231,7 +239,7 @@ def _client(address, path, secret, model, ready, go, start_at, warmup, duration,
     while (began := time.monotonic()) < stop_at:
         number += 1
         try:
-            status, body = _post(address, path, _body(number, model), secret, None)
+            status, body = _post(address, path, _body(number, model), secret, connection)
         except (OSError, http.client.HTTPException) as exc:
             status, body = None, repr(exc).encode()
         elapsed = time.monotonic() - began
@@ -245,7 +253,7 @@ def _client(address, path, secret, model, ready, go, start_at, warmup, duration,
     queue.put(report)
 
 
-def _compare(count: int, delay: float, direct: dict, through: dict) -> dict:
+def _compare(count: int, delay: float, keep_alive: bool, direct: dict, through: dict) -> dict:
     d, t = latency_summary(direct["latency"]), latency_summary(through["latency"])
 
     def minus(key):
@@ -254,6 +262,7 @@ def _compare(count: int, delay: float, direct: dict, through: dict) -> dict:
     return {
         "clients": count,
         "provider_delay_ms": round(delay * 1000),
+        "keep_alive": keep_alive,
         "direct_ms": d,
         "through_ms": t,
         "overhead_ms": {"p50": minus("p50"), "p99": minus("p99"), "mean": minus("mean")},
@@ -266,7 +275,8 @@ def _compare(count: int, delay: float, direct: dict, through: dict) -> dict:
 
 def _label(run: dict) -> str:
     delay = run.get("provider_delay_ms")
-    return f"{run['clients']} clients" + (f", provider {delay} ms" if delay else "")
+    label = f"{run['clients']} clients" + (f", provider {delay} ms" if delay else "")
+    return label + (", keep-alive" if run.get("keep_alive") else "")
 
 
 def render(result: dict) -> str:

@@ -13,8 +13,8 @@ Each registry size is built inside a transaction that is rolled back afterwards,
 database keeps the shipped catalog; `registry_changed()` makes the snapshot follow.
 
 Over HTTP, `POST /api/v1/models/select` against the production profile: gunicorn with
-deploy/gunicorn.conf.py (sync workers, each serving one request at a time on a persistent PostgreSQL
-connection and closing the TCP connection after answering), DEBUG off, Redis cache, Prometheus
+deploy/gunicorn.conf.py (its default threaded workers, each thread with a persistent PostgreSQL
+connection), DEBUG off, Redis cache, Prometheus
 multiprocess metrics, logs at WARNING so no line is written per request. Clients are forked processes
 posting with http.client in a closed loop (the next request when the answer arrives), 1, 16 then 64
 of them, each request with a unique request id, so each one reserves on the budget chain of one team
@@ -554,10 +554,9 @@ def _http(*, clients: list[int], warmup: float, duration: float, workers: int | 
     return {
         "server": f"gunicorn -c {GUNICORN_CONFIG.relative_to(ROOT)}: {booted} {config['worker_class']} "
         f"workers (preload_app {'on' if config['preload_app'] else 'off'}, recycled after "
-        f"{config['max_requests']} +- {config['max_requests_jitter']} requests), each with one persistent "
-        "PostgreSQL connection; DEBUG=0, LOG_LEVEL=WARNING",
-        "client": "http.client in forked processes, closed loop, a new TCP connection per request "
-        "(sync workers close it after answering)",
+        f"{config['max_requests']} +- {config['max_requests_jitter']} requests), each thread with one "
+        "persistent PostgreSQL connection; DEBUG=0, LOG_LEVEL=WARNING",
+        "client": "http.client in forked processes, closed loop, a new TCP connection per request",
         "workers": booted,
         "cpu_measured_for": sorted(["server", "clients", *services]),
         "runs": runs,
@@ -658,7 +657,7 @@ def _headers(secret: str) -> dict:
 
 
 def _post(address: tuple, body: bytes, headers: dict) -> tuple[int, bytes]:
-    """One request on a new connection (sync workers close every connection after answering)."""
+    """One request on a new connection."""
     connection = http.client.HTTPConnection(*address, timeout=CLIENT_TIMEOUT)
     try:
         connection.request("POST", SELECT_PATH, body, headers)
