@@ -4,6 +4,7 @@ from datetime import timedelta
 from functools import cache
 
 from django.apps import apps
+from django.db.models import Model
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -84,7 +85,7 @@ def _lookup() -> tuple[str, list[tuple[str | None, Columns]]]:
     return f"SELECT {select} FROM {key.table} {joins} WHERE k.key_hash = %s", [(None, key), *owners]
 
 
-def api_key_with_owners(key_hash: str):
+def api_key_with_owners(key_hash: str) -> Model | None:
     """The API key with this hash, with its organization, team and user; None if there is none."""
     sql, parts = _lookup()
     rows = fetch_rows(sql, [key_hash])

@@ -140,7 +140,10 @@ _LOCK_HELD_SQL = _LOCK_SQL.format(
 
 # The other statements every authorization and settlement makes, written out too (in SQL that
 # SQLite runs as well): the ORM's building costs more than the statements themselves.
-_RESERVATION_SQL = f"SELECT * FROM {Reservation._meta.db_table} WHERE id = %s AND organization_id = %s"
+_RESERVATION = Columns(Reservation, "r")
+_RESERVATION_SQL = (
+    f"SELECT {_RESERVATION.sql} FROM {_RESERVATION.table} WHERE r.id = %s AND r.organization_id = %s"
+)
 _FINISH_SQL = f"UPDATE {Reservation._meta.db_table} SET state = %s, finished_at = %s WHERE id = %s"
 _BOOK_SQL = f"""
     UPDATE {BudgetPeriod._meta.db_table} SET spent = spent + %s, reserved = reserved + %s
@@ -403,10 +406,10 @@ def _lock_reservation(principal: Principal, reservation_id: int) -> Reservation:
     """The reservation row, locked, if the caller may touch it (404 otherwise, revealing nothing)."""
     organization = principal.organization
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
-    found = list(Reservation.objects.raw(_RESERVATION_SQL + lock, [reservation_id, organization.pk]))
-    if not found or not _may_touch(principal, found[0]):
+    rows = fetch_rows(_RESERVATION_SQL + lock, [reservation_id, organization.pk])
+    reservation = _RESERVATION.load(rows[0]) if rows else None
+    if reservation is None or not _may_touch(principal, reservation):
         raise NotFound(f"Reservation {reservation_id} not found.")
-    reservation = found[0]
     reservation.organization = organization  # the row it was read by: no join needed
     return reservation
 
