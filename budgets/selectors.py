@@ -275,7 +275,9 @@ def scope_status(*, principal: Principal, scope_type: str, scope_id: int, now=No
 
 
 def chain_budgets(*, organization: Organization, team: Team | None, user: User | None) -> QuerySet[Budget]:
-    """Active budgets that a charge by (team, user) counts against: the user's, the team's, the org's."""
+    """Active budgets that a charge by (team, user) counts against: the user's, the team's, the org's.
+    `chain_status` states the same rule in SQL (tests/budgets/selectors/test_chain_status.py keeps
+    the two in step)."""
     scope = Q(scope_type=ScopeType.ORGANIZATION)
     if team is not None:
         scope |= Q(scope_type=ScopeType.TEAM, team=team)
@@ -299,8 +301,8 @@ class ChainStatusReport:
 
 @cache
 def _chain_statement() -> tuple[str, Columns, Columns, Columns]:
-    """The chain's budgets with their periods in force and thresholds, in one statement: it runs
-    before every admission, so it is written out (costswitch/rows.py says why)."""
+    """The chain's budgets (`chain_budgets`' rule) with their periods in force and thresholds, in one
+    statement: it runs before every admission, so it is written out (costswitch/rows.py says why)."""
     budget = Columns(Budget, "b")
     period = Columns(BudgetPeriod, "p")
     threshold = Columns(Threshold, "t")
